@@ -1,0 +1,86 @@
+"""What the harness checks: host, ports, CA and accounts, read from a JSON file."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+
+from harness.errors import TargetError
+
+SERVICES = ("smtp", "submissions", "submission", "imaps", "pop3s", "imap", "pop3")
+ALLOWED_HOSTS = ("127.0.0.1",)
+
+
+@dataclass(frozen=True)
+class Account:
+    address: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A mail host as the harness sees it; ports are host ports."""
+
+    host: str
+    server_name: str
+    mail_domain: str
+    ca_file: Path
+    ports: dict[str, int]
+    users: tuple[Account, ...]
+    closed: frozenset[str] = frozenset()
+    message_size_limit: int = 10 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.host not in ALLOWED_HOSTS:
+            raise TargetError(f"host {self.host!r} refused: the harness targets 127.0.0.1 only")
+        missing = [s for s in SERVICES if s not in self.ports]
+        if missing:
+            raise TargetError(f"target has no port for: {', '.join(missing)}")
+        if len(self.users) < 2:
+            raise TargetError("target needs at least two accounts (a sender and a recipient)")
+        if not self.ca_file.is_file():
+            raise TargetError(f"CA file {self.ca_file} does not exist")
+
+    def port(self, service: str) -> int:
+        return self.ports[service]
+
+    def is_open(self, service: str) -> bool:
+        return service not in self.closed
+
+    def with_ports(self, ports: dict[str, int]) -> Target:
+        return replace(self, ports=dict(ports))
+
+    @cached_property
+    def tls_context(self) -> ssl.SSLContext:
+        """Verifies chain and host name against the target's CA; TLS 1.2 at least."""
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+
+def load_target(path: Path) -> Target:
+    """Parse a target file (as written by `python -m stack render`), with clear errors."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise TargetError(f"target file {path} does not exist (run `make up` or `python -m stack render`)") from exc
+    except json.JSONDecodeError as exc:
+        raise TargetError(f"target file {path} is not valid JSON: {exc}") from exc
+    try:
+        return Target(
+            host=data["host"],
+            server_name=data["server_name"],
+            mail_domain=data["mail_domain"],
+            ca_file=Path(data["ca_file"]),
+            ports={k: int(v) for k, v in data["ports"].items()},
+            users=tuple(Account(u["address"], u["password"]) for u in data["users"]),
+            closed=frozenset(data.get("closed", [])),
+            message_size_limit=int(data.get("message_size_limit", 10 * 1024 * 1024)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, TargetError):
+            raise
+        raise TargetError(f"target file {path} is incomplete or invalid: {exc!r}") from exc

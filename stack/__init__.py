@@ -1,0 +1,1 @@
+"""Builds the mailstack lab: PKI, rendered configuration, images, compose."""

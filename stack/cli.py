@@ -1,0 +1,143 @@
+"""`python -m stack`: generate certificates, render configuration, build images, run the lab.
+
+Exit status: 0 done, 1 build or lab failure, 2 usage or settings error, 3 no Docker engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from stack import images, lab
+from stack.credentials import load_or_create_passwords
+from stack.errors import StackError
+from stack.layout import SERVICES, BuildLayout
+from stack.pki import ensure_pki
+from stack.render import closed_services, render_compose_env, render_contexts, render_target
+from stack.settings import Settings, SettingsError, load_settings
+
+console = Console(stderr=True, highlight=False)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, help="settings file (default: mailstack.toml)")
+    parser.add_argument("--build-dir", type=Path, default=Path("build"), help="default: build/")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in [
+        ("render", "certificates and configuration only (no Docker needed)"),
+        ("build", "render, then build both images"),
+        ("up", "build, start the lab, wait until healthy, print how to use it"),
+    ]:
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--force-pki", action="store_true", help="replace CA and certificates")
+    sub.add_parser("down", help="stop the lab; mail and queue volumes are kept")
+    sub.add_parser("clean", help="stop the lab, delete its volumes and the build folder")
+    return parser
+
+
+def _step(text: str) -> None:
+    console.print(f"[green]✓[/] {text}")
+
+
+def render_all(settings: Settings, layout: BuildLayout, force_pki: bool) -> None:
+    report = ensure_pki(layout.pki.directory, settings.hostname, force=force_pki)
+    for action in report.actions:
+        _step(action)
+    passwords = load_or_create_passwords(layout.passwords, settings.addresses)
+    render_contexts(settings, layout, passwords)
+    render_compose_env(settings, layout)
+    render_target(settings, layout, passwords)
+    _step(f"configuration rendered into {layout.root}/context (users: {', '.join(settings.addresses)})")
+
+
+def build_all(settings: Settings, layout: BuildLayout) -> None:
+    client = images.connect()
+    images.require_base_image(client, settings.base_image)
+    for service in SERVICES:
+        with console.status(f"building {service} image…") as status:
+            image_id = images.build_image(
+                client, settings, layout, service, on_line=lambda line: status.update(f"{service}: {line[:100]}")
+            )
+        _step(f"{service} image built ({image_id[7:19]})")
+
+
+def print_summary(settings: Settings, layout: BuildLayout) -> None:
+    passwords = load_or_create_passwords(layout.passwords, settings.addresses)
+    ports = settings.host_ports
+    closed = closed_services(settings)
+    table = Table(title="mailstack lab on 127.0.0.1", show_lines=False)
+    for column in ("port", "service", "security"):
+        table.add_column(column)
+    rows = [
+        (ports.smtp, "smtp", "relay in for " + settings.mail_domain + ": STARTTLS offered, no AUTH"),
+        (ports.submissions, "submissions", "implicit TLS, AUTH required"),
+        (ports.submission, "submission", "STARTTLS required before AUTH"),
+        (ports.imaps, "imaps", "implicit TLS"),
+        (ports.pop3s, "pop3s", "implicit TLS"),
+        (ports.imap, "imap", "closed" if "imap" in closed else "STARTTLS required before LOGIN"),
+        (ports.pop3, "pop3", "closed" if "pop3" in closed else "STLS required before USER/PASS"),
+    ]
+    for port, service, security in rows:
+        table.add_row(str(port), service, security)
+    out = Console(highlight=False)
+    out.print(table)
+    user, other = settings.addresses[0], settings.addresses[-1]
+    ca = layout.pki.root_cert.resolve()
+    name = settings.hostname
+    out.print(f"Test account: [bold]{user}[/]  password: [bold]{passwords[user]}[/]")
+    out.print(f"  (all accounts: {layout.passwords})")
+    out.print(f"CA to trust:  {ca}")
+    out.print("Send (implicit TLS on 465):")
+    out.print(
+        f"  printf 'Subject: hello\\r\\n\\r\\nhi\\r\\n' | curl -sS --ssl-reqd --cacert {ca} "
+        f"--resolve {name}:{ports.submissions}:127.0.0.1 --url smtps://{name}:{ports.submissions} "
+        f"--user '{user}:{passwords[user]}' --mail-from {user} --mail-rcpt {other} -T -",
+        soft_wrap=True,
+    )
+    out.print("Read (IMAPS on 993):")
+    out.print(
+        f"  curl -sS --cacert {ca} --resolve {name}:{ports.imaps}:127.0.0.1 "
+        f"--user '{other}:{passwords[other]}' 'imaps://{name}:{ports.imaps}/INBOX;UID=1'",
+        soft_wrap=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    layout = BuildLayout(args.build_dir)
+    try:
+        if args.command == "down":
+            lab.down(layout)
+            _step("lab stopped (mail and queue volumes kept)")
+            return 0
+        if args.command == "clean":
+            lab.down(layout, volumes=True)
+            shutil.rmtree(layout.root, ignore_errors=True)
+            _step(f"lab stopped, volumes deleted, {layout.root}/ removed")
+            return 0
+        settings = load_settings(args.config)
+        render_all(settings, layout, args.force_pki)
+        if args.command in ("build", "up"):
+            build_all(settings, layout)
+        if args.command == "up":
+            with console.status("starting the lab and waiting until both services are healthy…"):
+                lab.up(layout)
+            _step("lab is up and healthy")
+            print_summary(settings, layout)
+    except SettingsError as exc:
+        console.print(f"[red]settings error:[/] {exc}")
+        return 2
+    except StackError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

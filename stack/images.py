@@ -1,0 +1,89 @@
+"""Bake rendered configuration and the server certificate into the two images (docker SDK)."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+from docker.errors import DockerException
+
+from stack.errors import BuildFailed, EngineUnavailable
+from stack.layout import BuildLayout
+from stack.render import image_name
+from stack.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+ENGINE_HINT = (
+    "Start a Docker engine and run the command again: `sudo systemctl start docker` on a "
+    "machine with Docker installed, or `sudo bash .ci/engine.sh` to install and start one "
+    "(Debian). Set DOCKER_HOST if your engine listens elsewhere."
+)
+
+
+def connect() -> docker.DockerClient:
+    """A client whose engine has answered a ping, or EngineUnavailable naming the fix."""
+    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        client = docker.from_env(timeout=300)
+        client.ping()
+    except DockerException as exc:
+        raise EngineUnavailable(f"no Docker engine answers at {where} ({exc}).\n{ENGINE_HINT}") from exc
+    return client
+
+
+def require_base_image(client: docker.DockerClient, base_image: str) -> None:
+    """Fail early, with the fix, when the base image is neither local nor pullable."""
+    try:
+        client.images.get(base_image)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        client.images.pull(base_image)
+    except DockerException as exc:
+        raise BuildFailed(
+            f"base image {base_image} is not available locally and could not be pulled ({exc}).\n"
+            "Without a registry, `sudo bash .ci/engine.sh` builds it with debootstrap."
+        ) from exc
+
+
+def build_image(
+    client: docker.DockerClient,
+    settings: Settings,
+    layout: BuildLayout,
+    service: str,
+    on_line: Callable[[str], None] = lambda _line: None,
+) -> str:
+    """Build Dockerfile.<service> from its rendered context; return the image id."""
+    tag = image_name(settings, service)
+    tail: deque[str] = deque(maxlen=25)
+    image_id = ""
+    try:
+        stream = client.api.build(
+            path=str(layout.context(service)),
+            dockerfile=str(REPO_ROOT / f"Dockerfile.{service}"),
+            tag=tag,
+            buildargs={"BASE_IMAGE": settings.base_image},
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+            labels={"org.opencontainers.image.title": f"mailstack {service}"},
+        )
+        for chunk in stream:
+            if "error" in chunk:
+                tail.append(chunk["error"].rstrip())
+                raise BuildFailed(f"building {tag} failed:\n" + "\n".join(tail))
+            line = chunk.get("stream", "").rstrip()
+            if line:
+                tail.append(line)
+                on_line(line)
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+    except DockerException as exc:
+        raise BuildFailed(f"building {tag} failed: {exc}\n" + "\n".join(tail)) from exc
+    return image_id or client.images.get(tag).id

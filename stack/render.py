@@ -1,0 +1,151 @@
+"""Render every file the lab derives from settings: build contexts, compose env, harness target.
+
+Templates live beside this module (``templates/<service>/``), named after their target
+plus ``.j2``; files without ``.j2`` are copied as they are. Jinja's StrictUndefined turns
+a typo in a template into an error instead of an empty setting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from stack.credentials import hash_password
+from stack.layout import SERVICES, BuildLayout
+from stack.settings import Settings
+from stack.tls_policy import TLS12_CIPHERS
+
+LAB_HOST = "127.0.0.1"
+# Container ports, fixed by the standards; only the host side is configurable.
+CONTAINER_PORTS = {
+    "smtp": 25,
+    "submissions": 465,
+    "submission": 587,
+    "imaps": 993,
+    "pop3s": 995,
+    "imap": 143,
+    "pop3": 110,
+}
+# Files that hold secrets or keys get no permission for others.
+_MODES = {"server.key": 0o600, "users": 0o640, "healthcheck.sh": 0o755}
+
+
+@dataclass(frozen=True)
+class UserEntry:
+    address: str
+    password_hash: str
+
+
+def image_name(settings: Settings, service: str) -> str:
+    return f"{settings.image_prefix}/{service}:latest"
+
+
+def closed_services(settings: Settings) -> list[str]:
+    """Plaintext services that the settings switch off."""
+    closed = []
+    if not settings.imap_plaintext:
+        closed.append("imap")
+    if not settings.pop3_plaintext:
+        closed.append("pop3")
+    return closed
+
+
+def _jinja() -> Environment:
+    return Environment(
+        loader=PackageLoader("stack", "templates"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    """Atomic write with the final mode set before the file appears."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def template_values(settings: Settings, passwords: dict[str, str]) -> dict[str, object]:
+    """Everything the templates may use; nothing else reaches them."""
+    return {
+        "hostname": settings.hostname,
+        "mail_domain": settings.mail_domain,
+        "addresses": settings.addresses,
+        "users": [
+            UserEntry(address, hash_password(passwords[address], settings.password_rounds))
+            for address in settings.addresses
+        ],
+        "imap_plaintext": settings.imap_plaintext,
+        "pop3_plaintext": settings.pop3_plaintext,
+        "message_size_limit": settings.message_size_limit,
+        "dovecot_service": settings.dovecot_service,
+        "tls12_ciphers": TLS12_CIPHERS,
+    }
+
+
+def render_service_config(service: str, values: dict[str, object]) -> dict[str, bytes]:
+    """File name -> content for one service's templates (pure: no disk writes)."""
+    env = _jinja()
+    rendered: dict[str, bytes] = {}
+    for name in sorted(env.list_templates()):
+        folder, _, filename = name.partition("/")
+        if folder != service:
+            continue
+        if filename.endswith(".j2"):
+            rendered[filename[:-3]] = env.get_template(name).render(values).encode()
+        else:
+            source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+            rendered[filename] = source.encode()
+    return rendered
+
+
+def render_contexts(settings: Settings, layout: BuildLayout, passwords: dict[str, str]) -> None:
+    """Fill build/context/<service>/ with configuration, the server key and its chain."""
+    values = template_values(settings, passwords)
+    pki = layout.pki
+    for service in SERVICES:
+        context = layout.context(service)
+        if context.exists():
+            shutil.rmtree(context)
+        for filename, content in render_service_config(service, values).items():
+            target = context / filename if filename == "healthcheck.sh" else context / "conf" / filename
+            _write(target, content, _MODES.get(filename, 0o644))
+        _write(context / "tls" / "server.key", pki.server_key.read_bytes(), 0o600)
+        _write(context / "tls" / "fullchain.pem", pki.server_chain.read_bytes(), 0o644)
+
+
+def render_compose_env(settings: Settings, layout: BuildLayout) -> None:
+    """Variables compose.yaml interpolates: image names and host ports."""
+    lines = [
+        f"MAILSTACK_POSTFIX_IMAGE={image_name(settings, 'postfix')}",
+        f"MAILSTACK_DOVECOT_IMAGE={image_name(settings, 'dovecot')}",
+        f"MAILSTACK_HOSTNAME={settings.hostname}",
+    ]
+    for service, port in settings.host_ports.model_dump().items():
+        lines.append(f"MAILSTACK_PORT_{service.upper()}={port}")
+    _write(layout.compose_env, ("\n".join(lines) + "\n").encode(), 0o644)
+
+
+def render_target(settings: Settings, layout: BuildLayout, passwords: dict[str, str]) -> None:
+    """The harness's view of the lab (it never imports stack/): mode 0600, it holds passwords."""
+    target = {
+        "host": LAB_HOST,
+        "server_name": settings.hostname,
+        "mail_domain": settings.mail_domain,
+        "ca_file": str(layout.pki.root_cert.resolve()),
+        "message_size_limit": settings.message_size_limit,
+        "ports": settings.host_ports.model_dump(),
+        "closed": closed_services(settings),
+        "users": [{"address": a, "password": passwords[a]} for a in settings.addresses],
+    }
+    _write(layout.target, (json.dumps(target, indent=2) + "\n").encode(), 0o600)

@@ -1,0 +1,156 @@
+"""The single settings source: every certificate, config file and harness target derives from it.
+
+Values come from a TOML file (``mailstack.toml`` by default) and are overridden by
+``MAILSTACK_*`` environment variables (nested fields with ``__``, e.g.
+``MAILSTACK_HOST_PORTS__SMTP=2525``). Validation reports every problem at once.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("mailstack.toml")
+
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_DOMAIN_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
+_LOCAL_PART_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class SettingsError(ValueError):
+    """Settings are missing, unreadable or invalid; the message lists every problem."""
+
+
+def _domain(value: str) -> str:
+    value = value.strip().lower()
+    if not _DOMAIN_RE.match(value):
+        raise ValueError(f"{value!r} is not a fully qualified domain name (e.g. example.test)")
+    return value
+
+
+def _local_part(value: str) -> str:
+    value = value.strip().lower()
+    if not _LOCAL_PART_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid user name: use lower-case letters, digits, '.', '_' or '-'"
+        )
+    return value
+
+
+DomainName = Annotated[str, AfterValidator(_domain)]
+LocalPart = Annotated[str, AfterValidator(_local_part)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class HostPorts(BaseModel):
+    """Host ports on 127.0.0.1 that publish each container port; change them when one is taken."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    smtp: Port = 25
+    submissions: Port = 465
+    submission: Port = 587
+    imaps: Port = 993
+    pop3s: Port = 995
+    imap: Port = 143
+    pop3: Port = 110
+
+    @model_validator(mode="after")
+    def _distinct(self) -> HostPorts:
+        seen: dict[int, str] = {}
+        for name, port in self.model_dump().items():
+            if port in seen:
+                raise ValueError(f"host port {port} is used by both {seen[port]} and {name}")
+            seen[port] = name
+        return self
+
+
+class Settings(BaseSettings):
+    """What a lab operator chooses; everything else is derived."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MAILSTACK_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        toml_file=DEFAULT_CONFIG_FILE,
+    )
+
+    mail_domain: DomainName = "example.test"
+    hostname: DomainName = "mail.example.test"
+    users: list[LocalPart] = Field(default_factory=lambda: ["alice", "bob"], min_length=1)
+    imap_plaintext: bool = Field(
+        default=True, description="143 open with STARTTLS required before login; false closes it"
+    )
+    pop3_plaintext: bool = Field(
+        default=True, description="110 open with STLS required before login; false closes it"
+    )
+    message_size_limit: int = Field(default=10 * 1024 * 1024, ge=1024 * 1024, le=512 * 1024 * 1024)
+    host_ports: HostPorts = Field(default_factory=HostPorts)
+    dovecot_service: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")] = "dovecot"
+    password_rounds: int = Field(
+        default=5000,
+        ge=5000,
+        le=1_000_000,
+        description="SHA512-CRYPT rounds; 5000 is Dovecot's own default and costs ~2 ms per login",
+    )
+    image_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/-]*$")] = "mailstack"
+    base_image: str = "debian:bookworm-slim"
+
+    @model_validator(mode="after")
+    def _unique_users(self) -> Settings:
+        duplicates = sorted({u for u in self.users if self.users.count(u) > 1})
+        if duplicates:
+            raise ValueError(f"users listed twice: {', '.join(duplicates)}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file so that CI and tests can override one value.
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    @property
+    def addresses(self) -> list[str]:
+        return [f"{user}@{self.mail_domain}" for user in self.users]
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Load and validate settings; raise SettingsError naming the file and every bad field."""
+    path = config_file or DEFAULT_CONFIG_FILE
+    if config_file is not None and not path.is_file():
+        raise SettingsError(f"settings file {path} does not exist")
+    if path.is_file():
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path} is not valid TOML: {exc}") from exc
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    try:
+        return _FromFile(**overrides)
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  - {'.'.join(str(p) for p in err['loc']) or '(settings)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(
+            f"invalid settings (from {path} and MAILSTACK_* environment):\n{problems}"
+        ) from exc
