@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stack import images, lab
-from stack.credentials import load_or_create_passwords
+from stack.credentials import load_or_create_credentials
 from stack.errors import StackError
 from stack.layout import SERVICES, BuildLayout
 from stack.pki import ensure_pki
@@ -49,10 +49,10 @@ def render_all(settings: Settings, layout: BuildLayout, force_pki: bool) -> None
     report = ensure_pki(layout.pki.directory, settings.hostname, force=force_pki)
     for action in report.actions:
         _step(action)
-    passwords = load_or_create_passwords(layout.passwords, settings.addresses)
-    render_contexts(settings, layout, passwords)
+    credentials = load_or_create_credentials(layout.credentials, settings.addresses, settings.password_rounds)
+    render_contexts(settings, layout, credentials)
     render_compose_env(settings, layout)
-    render_target(settings, layout, passwords)
+    render_target(settings, layout, credentials)
     _step(f"configuration rendered into {layout.root}/context (users: {', '.join(settings.addresses)})")
 
 
@@ -68,7 +68,8 @@ def build_all(settings: Settings, layout: BuildLayout) -> None:
 
 
 def print_summary(settings: Settings, layout: BuildLayout) -> None:
-    passwords = load_or_create_passwords(layout.passwords, settings.addresses)
+    credentials = load_or_create_credentials(layout.credentials, settings.addresses, settings.password_rounds)
+    passwords = {address: c.password for address, c in credentials.items()}
     ports = settings.host_ports
     closed = closed_services(settings)
     table = Table(title="mailstack lab on 127.0.0.1", show_lines=False)
@@ -91,7 +92,7 @@ def print_summary(settings: Settings, layout: BuildLayout) -> None:
     ca = layout.pki.root_cert.resolve()
     name = settings.hostname
     out.print(f"Test account: [bold]{user}[/]  password: [bold]{passwords[user]}[/]")
-    out.print(f"  (all accounts: {layout.passwords})")
+    out.print(f"  (all accounts: {layout.credentials})")
     out.print(f"CA to trust:  {ca}")
     out.print("Send (implicit TLS on 465):")
     out.print(

@@ -1,7 +1,8 @@
-"""Test-account passwords: generated once per lab, kept out of git and out of images.
+"""Test-account credentials: generated once per lab, kept out of git and out of images.
 
 The cleartext lives only in the git-ignored build folder (mode 0600), for the harness and
-for the person running the lab. Images receive SHA512-CRYPT hashes only.
+for the person running the lab. Images receive SHA512-CRYPT hashes only. A stored hash is
+reused while it still matches, so re-rendering does not change the image (salts are random).
 """
 
 from __future__ import annotations
@@ -10,33 +11,67 @@ import json
 import os
 import secrets
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from passlib.hash import sha512_crypt
 
+SCHEME = "{SHA512-CRYPT}"
 
-def load_or_create_passwords(path: Path, addresses: Iterable[str]) -> dict[str, str]:
-    """Return a password per address, generating (and saving) those not yet known."""
-    known: dict[str, str] = {}
-    if path.is_file():
+
+@dataclass(frozen=True)
+class Credential:
+    password: str
+    password_hash: str
+
+    def matches(self, rounds: int) -> bool:
+        if not self.password_hash.startswith(SCHEME):
+            return False
+        crypt = self.password_hash[len(SCHEME) :]
         try:
-            known = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            known = {}
-    wanted = list(addresses)
-    passwords = {a: known.get(a) or secrets.token_urlsafe(18) for a in wanted}
-    if passwords != known:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(path.parent, 0o700)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(passwords, handle, indent=2)
-        os.replace(tmp, path)
-    os.chmod(path, 0o600)
-    return passwords
+            return sha512_crypt.from_string(crypt).rounds == rounds and sha512_crypt.verify(
+                self.password, crypt
+            )
+        except ValueError:
+            return False
 
 
 def hash_password(password: str, rounds: int) -> str:
     """Dovecot's {SHA512-CRYPT} form of password."""
-    return "{SHA512-CRYPT}" + sha512_crypt.using(rounds=rounds).hash(password)
+    return SCHEME + sha512_crypt.using(rounds=rounds).hash(password)
+
+
+def _read(path: Path) -> dict[str, Credential]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {address: Credential(**entry) for address, entry in raw.items()}
+    except (FileNotFoundError, json.JSONDecodeError, TypeError, AttributeError):
+        return {}
+
+
+def _write(path: Path, credentials: dict[str, Credential]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({a: asdict(c) for a, c in credentials.items()}, handle, indent=2)
+    os.replace(tmp, path)
+
+
+def load_or_create_credentials(path: Path, addresses: Iterable[str], rounds: int) -> dict[str, Credential]:
+    """A credential per address: kept when still valid, generated (and saved) otherwise."""
+    known = _read(path)
+    result: dict[str, Credential] = {}
+    for address in addresses:
+        current = known.get(address)
+        if current is None:
+            password = secrets.token_urlsafe(18)
+            current = Credential(password, hash_password(password, rounds))
+        elif not current.matches(rounds):
+            current = Credential(current.password, hash_password(current.password, rounds))
+        result[address] = current
+    if result != known:
+        _write(path, result)
+    os.chmod(path, 0o600)
+    return result

@@ -21,8 +21,8 @@ class BuildLayout:
         return PkiFiles(self.root / "pki")
 
     @property
-    def passwords(self) -> Path:
-        return self.root / "secrets" / "passwords.json"
+    def credentials(self) -> Path:
+        return self.root / "secrets" / "credentials.json"
 
     def context(self, service: str) -> Path:
         return self.root / "context" / service

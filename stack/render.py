@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from stack.credentials import hash_password
+from stack.credentials import Credential
 from stack.layout import SERVICES, BuildLayout
 from stack.settings import Settings
 from stack.tls_policy import TLS12_CIPHERS
@@ -33,12 +32,6 @@ CONTAINER_PORTS = {
 }
 # Files that hold secrets or keys get no permission for others.
 _MODES = {"server.key": 0o600, "users": 0o640, "healthcheck.sh": 0o755}
-
-
-@dataclass(frozen=True)
-class UserEntry:
-    address: str
-    password_hash: str
 
 
 def image_name(settings: Settings, service: str) -> str:
@@ -75,14 +68,14 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def template_values(settings: Settings, passwords: dict[str, str]) -> dict[str, object]:
+def template_values(settings: Settings, credentials: dict[str, Credential]) -> dict[str, object]:
     """Everything the templates may use; nothing else reaches them."""
     return {
         "hostname": settings.hostname,
         "mail_domain": settings.mail_domain,
         "addresses": settings.addresses,
         "users": [
-            UserEntry(address, hash_password(passwords[address], settings.password_rounds))
+            {"address": address, "password_hash": credentials[address].password_hash}
             for address in settings.addresses
         ],
         "imap_plaintext": settings.imap_plaintext,
@@ -109,9 +102,9 @@ def render_service_config(service: str, values: dict[str, object]) -> dict[str, 
     return rendered
 
 
-def render_contexts(settings: Settings, layout: BuildLayout, passwords: dict[str, str]) -> None:
+def render_contexts(settings: Settings, layout: BuildLayout, credentials: dict[str, Credential]) -> None:
     """Fill build/context/<service>/ with configuration, the server key and its chain."""
-    values = template_values(settings, passwords)
+    values = template_values(settings, credentials)
     pki = layout.pki
     for service in SERVICES:
         context = layout.context(service)
@@ -136,7 +129,7 @@ def render_compose_env(settings: Settings, layout: BuildLayout) -> None:
     _write(layout.compose_env, ("\n".join(lines) + "\n").encode(), 0o644)
 
 
-def render_target(settings: Settings, layout: BuildLayout, passwords: dict[str, str]) -> None:
+def render_target(settings: Settings, layout: BuildLayout, credentials: dict[str, Credential]) -> None:
     """The harness's view of the lab (it never imports stack/): mode 0600, it holds passwords."""
     target = {
         "host": LAB_HOST,
@@ -146,6 +139,6 @@ def render_target(settings: Settings, layout: BuildLayout, passwords: dict[str, 
         "message_size_limit": settings.message_size_limit,
         "ports": settings.host_ports.model_dump(),
         "closed": closed_services(settings),
-        "users": [{"address": a, "password": passwords[a]} for a in settings.addresses],
+        "users": [{"address": a, "password": credentials[a].password} for a in settings.addresses],
     }
     _write(layout.target, (json.dumps(target, indent=2) + "\n").encode(), 0o600)

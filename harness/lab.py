@@ -1,0 +1,88 @@
+"""Bring this repository's lab up for the tests, through testcontainers' DockerCompose.
+
+The images come from `python -m stack build` (run as a command: the harness does not
+import stack). Host ports are picked free so that a running `make up` lab is not disturbed,
+and the compose project has its own name and volumes, removed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from testcontainers.compose import DockerCompose
+
+from harness.target import SERVICES, Target, load_target
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class LabUnavailable(RuntimeError):
+    """The lab could not be built or started; the message says why and how to fix it."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def build(build_dir: Path, env: dict[str, str] | None = None) -> Target:
+    """Run `python -m stack build` into build_dir and load the target it describes."""
+    done = subprocess.run(
+        [sys.executable, "-m", "stack", "--build-dir", str(build_dir), "build"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise LabUnavailable(f"`python -m stack build` failed (exit {done.returncode}):\n{done.stderr}")
+    return load_target(build_dir / "target.json")
+
+
+def _env_file(build_dir: Path, project: str, ports: dict[str, int], directory: Path) -> Path:
+    lines = [
+        line
+        for line in (build_dir / "compose.env").read_text().splitlines()
+        if line and not line.startswith("MAILSTACK_PORT_")
+    ]
+    lines.append(f"MAILSTACK_PROJECT={project}")
+    lines += [f"MAILSTACK_PORT_{service.upper()}={port}" for service, port in ports.items()]
+    path = directory / f"{project}.env"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@contextmanager
+def running_lab(
+    build_dir: Path, project: str, scratch: Path, services: Sequence[str] | None = None
+) -> Iterator[Target]:
+    """Start the lab built in build_dir on free host ports; stop it and drop its volumes after."""
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # the reaper image cannot be pulled here
+    target = load_target(build_dir / "target.json")
+    ports = {service: free_port() for service in SERVICES}
+    compose = DockerCompose(
+        REPO_ROOT,
+        compose_file_name="compose.yaml",
+        env_file=str(_env_file(build_dir, project, ports, scratch)),
+        pull=False,
+        build=False,
+        wait=True,
+        services=list(services) if services else None,
+    )
+    try:
+        compose.start()
+    except subprocess.CalledProcessError as exc:
+        logs = compose.get_logs()
+        compose.stop()
+        raise LabUnavailable(f"docker compose up failed: {exc}\n{logs}") from exc
+    try:
+        yield target.with_ports(ports)
+    finally:
+        compose.stop()
