@@ -34,12 +34,13 @@ class CleartextResult:
     refused: bool  # connection refused outright
     greeting: bytes  # bytes the server sent unprompted (b'' if none)
     reply: bytes  # bytes sent after the client spoke cleartext first
+    hung_up: bool  # the server closed the connection during the probe
     transcript: str
 
     @property
     def closed(self) -> bool:
-        """Nothing speaks here: refused, or accepted and closed without a byte."""
-        return self.refused or (not self.greeting and not self.reply)
+        """Nothing listens: refused, or (through a port proxy) accepted and hung up without a byte."""
+        return self.refused or (self.hung_up and not self.greeting and not self.reply)
 
 
 async def cleartext_client(target: Target, service: str, hello: bytes) -> CleartextResult:
@@ -48,29 +49,43 @@ async def cleartext_client(target: Target, service: str, hello: bytes) -> Cleart
     try:
         stream = await LineStream.open(target.host, port, timeout=CLEARTEXT_WAIT_S)
     except ConnectionRefusedError:
-        return CleartextResult(True, b"", b"", f"-- connect to {port}: refused")
+        return CleartextResult(True, b"", b"", False, f"-- connect to {port}: refused")
     async with stream:
-        greeting = await _bytes_within(stream, "wait for an unprompted greeting")
+        greeting, hung_up = await _bytes_within(stream, "wait for an unprompted greeting")
         reply = b""
-        if not greeting:
+        if not greeting and not hung_up:
             try:
                 await stream.write(hello)
             except (ConnectionError, OSError):
-                pass
-            reply = await _bytes_within(stream, "read reply to cleartext")
+                hung_up = True
+            else:
+                reply, hung_up = await _bytes_within(stream, "read reply to cleartext")
         for label, data in (("unprompted", greeting), ("reply", reply)):
             if data:
                 stream.transcript.note(f"{label}: {data[:80]!r}")
-        return CleartextResult(False, greeting, reply, str(stream.transcript))
+        if hung_up:
+            stream.transcript.note("server hung up")
+        return CleartextResult(False, greeting, reply, hung_up, str(stream.transcript))
 
 
-async def _bytes_within(stream: LineStream, step: str) -> bytes:
+async def _bytes_within(stream: LineStream, step: str) -> tuple[bytes, bool]:
+    """Bytes that arrive within the wait, and whether the server hung up."""
     try:
-        return await asyncio.wait_for(stream.read_some(step), CLEARTEXT_WAIT_S)
+        data = await asyncio.wait_for(stream.read_some(step), CLEARTEXT_WAIT_S)
     except (asyncio.TimeoutError, TimeoutError):
-        return b""
+        return b"", False
     except (ConnectionError, OSError):
-        return b""
+        return b"", True
+    return data, not data
+
+
+async def tls_greeting(target: Target, service: str) -> bytes:
+    """The first line a TLS-verified client receives on an implicit-TLS port."""
+    stream = await LineStream.open(
+        target.host, target.port(service), tls=target.tls_context, server_hostname=target.server_name
+    )
+    async with stream:
+        return await stream.read_line(f"{service} greeting")
 
 
 @dataclass(frozen=True)
@@ -159,3 +174,33 @@ async def pop3_before_tls(target: Target) -> Pop3PlainResult:
         return Pop3PlainResult(before, error, after, str(client.stream.transcript))
     finally:
         await client.close()
+
+
+@dataclass(frozen=True)
+class EnvelopeResult:
+    mail: SmtpReply
+    rcpt: SmtpReply
+    transcript: str
+
+
+async def smtp_envelope(target: Target, service: str, sender: str, recipient: str, *, starttls: bool) -> EnvelopeResult:
+    """MAIL FROM and RCPT TO without AUTH (then RSET, QUIT): how is this recipient treated?"""
+    implicit = service == "submissions"
+    stream = await LineStream.open(
+        target.host,
+        target.port(service),
+        tls=target.tls_context if implicit else None,
+        server_hostname=target.server_name,
+    )
+    async with stream:
+        await read_smtp_reply(stream, "SMTP greeting")
+        await smtp_command(stream, f"EHLO {PROBE_DOMAIN}")
+        if starttls and not implicit:
+            await smtp_command(stream, "STARTTLS")
+            await stream.start_tls(target.tls_context, target.server_name)
+            await smtp_command(stream, f"EHLO {PROBE_DOMAIN}")
+        mail = await smtp_command(stream, f"MAIL FROM:<{sender}>")
+        rcpt = await smtp_command(stream, f"RCPT TO:<{recipient}>")
+        await smtp_command(stream, "RSET")
+        await smtp_command(stream, "QUIT")
+        return EnvelopeResult(mail, rcpt, str(stream.transcript))
