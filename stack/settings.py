@@ -32,19 +32,17 @@ class SettingsError(ValueError):
 
 
 def _domain(value: str) -> str:
-    value = value.strip().lower()
-    if not _DOMAIN_RE.match(value):
+    normal = value.strip().lower()
+    if not _DOMAIN_RE.match(normal):
         raise ValueError(f"{value!r} is not a fully qualified domain name (e.g. example.test)")
-    return value
+    return normal
 
 
 def _local_part(value: str) -> str:
-    value = value.strip().lower()
-    if not _LOCAL_PART_RE.match(value):
-        raise ValueError(
-            f"{value!r} is not a valid user name: use lower-case letters, digits, '.', '_' or '-'"
-        )
-    return value
+    normal = value.strip().lower()
+    if not _LOCAL_PART_RE.match(normal):
+        raise ValueError(f"{value!r} is not a valid user name: use letters, digits, '.', '_' or '-'")
+    return normal
 
 
 DomainName = Annotated[str, AfterValidator(_domain)]

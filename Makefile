@@ -1,0 +1,38 @@
+# mailstack: `make up` runs the lab, `make test` runs every test. Needs Python 3.11+,
+# a Docker engine and Compose v2 (`sudo bash .ci/engine.sh` provides both on Debian).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: up down clean build render test unit e2e check-lab
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*; touch $@
+
+up: $(INSTALLED)  ## certificates, configuration, images, then start the lab and wait until healthy
+	$(PY) -m stack up
+
+down: $(INSTALLED)  ## stop the lab; mail and queue are kept in their volumes
+	$(PY) -m stack down
+
+clean: $(INSTALLED)  ## stop the lab, delete its volumes and build/
+	$(PY) -m stack clean
+
+build: $(INSTALLED)  ## certificates, configuration and images, without starting anything
+	$(PY) -m stack build
+
+render: $(INSTALLED)  ## certificates and configuration only (no Docker)
+	$(PY) -m stack render
+
+test: $(INSTALLED)  ## unit tests, then the end-to-end harness against a lab started for the run
+	$(PY) -m pytest tests harness
+
+unit: $(INSTALLED)  ## unit tests only (no Docker)
+	$(PY) -m pytest tests
+
+check-lab: $(INSTALLED)  ## the end-to-end harness against the lab that `make up` started
+	$(PY) -m pytest harness --target build/target.json
