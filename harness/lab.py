@@ -50,7 +50,7 @@ def _env_file(build_dir: Path, project: str, ports: dict[str, int], directory: P
     lines = [
         line
         for line in (build_dir / "compose.env").read_text().splitlines()
-        if line and not line.startswith("MAILSTACK_PORT_")
+        if line and not line.startswith(("MAILSTACK_PORT_", "MAILSTACK_PROJECT="))
     ]
     lines.append(f"MAILSTACK_PROJECT={project}")
     lines += [f"MAILSTACK_PORT_{service.upper()}={port}" for service, port in ports.items()]

@@ -123,6 +123,7 @@ def render_compose_env(settings: Settings, layout: BuildLayout) -> None:
         f"MAILSTACK_POSTFIX_IMAGE={image_name(settings, 'postfix')}",
         f"MAILSTACK_DOVECOT_IMAGE={image_name(settings, 'dovecot')}",
         f"MAILSTACK_HOSTNAME={settings.hostname}",
+        f"MAILSTACK_PROJECT={settings.compose_project}",
     ]
     for service, port in settings.host_ports.model_dump().items():
         lines.append(f"MAILSTACK_PORT_{service.upper()}={port}")

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
         description="SHA512-CRYPT rounds; 5000 is Dovecot's own default and costs ~2 ms per login",
     )
     image_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/-]*$")] = "mailstack"
+    compose_project: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")] = Field(
+        default="mailstack", description="compose project name: run two labs side by side with two names"
+    )
     base_image: str = "debian:bookworm-slim"
 
     @model_validator(mode="after")
