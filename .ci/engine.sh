@@ -47,7 +47,14 @@ ensure_base_image() {
     local root
     root="$(mktemp -d)"
     debootstrap --variant=minbase bookworm "$root" >"$LOG_DIR/debootstrap.log" 2>&1
-    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+    # Slim like Docker's official bookworm-slim: no docs (copyright kept), man pages,
+    # translations or apt caches, now and for packages installed later.
+    printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*/copyright' \
+        'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*' 'path-exclude=/usr/share/locale/*' \
+        >"$root/etc/dpkg/dpkg.cfg.d/docker-slim"
+    find "$root/usr/share/doc" -mindepth 1 ! -name copyright ! -type d -delete 2>/dev/null || true
+    rm -rf "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/* \
+           "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin "$root"/var/lib/apt/lists/*
     tar -C "$root" -c . | docker import - "$BASE_IMAGE" >/dev/null
     rm -rf "$root"
     log "imported $BASE_IMAGE"
