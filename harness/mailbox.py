@@ -6,7 +6,7 @@ import asyncio
 
 from harness.errors import HarnessError, StepTimeout
 from harness.message import ID_HEADER, header
-from harness.pop3 import POP3Client
+from harness.pop3 import POP3Client, POP3Error
 from harness.target import Account, Target
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -22,10 +22,15 @@ async def open_pop3s(target: Target, account: Account, timeout: float = DEFAULT_
 
 
 async def _find(client: POP3Client, token: str) -> list[int]:
+    """Numbers of messages carrying token, newest first (test messages are usually last)."""
     count, _size = await client.stat()
     found = []
-    for number in range(1, count + 1):
-        if header(await client.top(number, 0), ID_HEADER) == token:
+    for number in range(count, 0, -1):
+        try:
+            headers = await client.top(number, 0)
+        except POP3Error:
+            continue  # deleted by a concurrent session since this one started
+        if header(headers, ID_HEADER) == token:
             found.append(number)
     return found
 

@@ -64,5 +64,11 @@ def make_message(sender: str, recipient: str, *, via: str, body_lines: int = 40)
     return TestMessage(token, sender, recipient, raw)
 
 
+def dot_stuff(raw: bytes) -> bytes:
+    """SMTP transparency (RFC 5321 s4.5.2): a leading '.' on a line is doubled."""
+    lines = raw.split(b"\r\n")
+    return b"\r\n".join(b"." + line if line.startswith(b".") else line for line in lines)
+
+
 def body_sha256(raw: bytes) -> str:
     return hashlib.sha256(split_message(raw)[1]).hexdigest()

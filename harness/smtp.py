@@ -53,13 +53,20 @@ async def open_submission(target: Target, service: str, timeout: float = DEFAULT
 
 
 async def submit(
-    target: Target, service: str, account: Account, message: TestMessage, timeout: float = DEFAULT_TIMEOUT_S
+    target: Target,
+    service: str,
+    account: Account,
+    message: TestMessage,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    mail_options: list[str] | None = None,
 ) -> str:
     """Log in and send; return the server's reply to DATA (e.g. '250 2.0.0 Ok: queued as ...')."""
     client = await open_submission(target, service, timeout)
     try:
         await client.login(account.address, account.password)
-        errors, reply = await client.sendmail(message.sender, [message.recipient], message.raw)
+        errors, reply = await client.sendmail(
+            message.sender, [message.recipient], message.raw, mail_options=mail_options or []
+        )
         if errors:
             raise aiosmtplib.SMTPRecipientsRefused(
                 [aiosmtplib.SMTPRecipientRefused(r.code, r.message, rcpt) for rcpt, r in errors.items()]

@@ -15,6 +15,7 @@ from harness.errors import ProtocolError, StepTimeout
 
 DEFAULT_TIMEOUT_S = 10.0
 MAX_LINE = 64 * 1024
+TRANSCRIBED_BYTES = 2048  # larger writes (message data) are summarised in the transcript
 _SECRET_COMMANDS = re.compile(rb"^(PASS|AUTH|[A-Za-z0-9]+ LOGIN|[A-Za-z0-9]+ AUTHENTICATE)( .*)?$", re.I)
 
 
@@ -104,13 +105,23 @@ class LineStream:
         return await self._wait(step, self._reader.read(limit))
 
     async def write(self, data: bytes, step: str = "write") -> None:
-        self.transcript.sent(data)
+        if len(data) > TRANSCRIBED_BYTES:
+            self.transcript.sent(data[:TRANSCRIBED_BYTES].rpartition(b"\r\n")[0])
+            self.transcript.note(f"... {len(data):,} bytes sent in all")
+        else:
+            self.transcript.sent(data)
         self._writer.write(data)
         await self._wait(step, self._writer.drain())
 
     async def send_line(self, line: str | bytes) -> None:
         data = line.encode() if isinstance(line, str) else line
         await self.write(data + b"\r\n", f"send {mask(data).decode(errors='replace')!r}")
+
+    async def send_secret(self, line: str) -> None:
+        """Send a line that carries a credential (e.g. a SASL response): the transcript shows ***."""
+        self.transcript.lines.append("C: ***")
+        self._writer.write(line.encode() + b"\r\n")
+        await self._wait("send credentials", self._writer.drain())
 
     async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
         await self._wait("STARTTLS handshake", self._writer.start_tls(context, server_hostname=server_hostname))

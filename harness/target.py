@@ -9,8 +9,9 @@ from functools import cached_property
 from pathlib import Path
 
 from harness.errors import TargetError
+from harness.policy import RFC8314, ServicePolicy, Tls, service_policy
 
-SERVICES = ("smtp", "submissions", "submission", "imaps", "pop3s", "imap", "pop3")
+SERVICES = tuple(RFC8314)
 ALLOWED_HOSTS = ("127.0.0.1",)
 
 
@@ -28,15 +29,14 @@ class Target:
     server_name: str
     mail_domain: str
     ca_file: Path
-    ports: dict[str, int]
+    services: dict[str, ServicePolicy]
     users: tuple[Account, ...]
-    closed: frozenset[str] = frozenset()
     message_size_limit: int = 10 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.host not in ALLOWED_HOSTS:
             raise TargetError(f"host {self.host!r} refused: the harness targets 127.0.0.1 only")
-        missing = [s for s in SERVICES if s not in self.ports]
+        missing = [s for s in SERVICES if s not in self.services]
         if missing:
             raise TargetError(f"target has no port for: {', '.join(missing)}")
         if len(self.users) < 2:
@@ -44,14 +44,22 @@ class Target:
         if not self.ca_file.is_file():
             raise TargetError(f"CA file {self.ca_file} does not exist")
 
+    @property
+    def ports(self) -> dict[str, int]:
+        return {name: policy.port for name, policy in self.services.items()}
+
+    @property
+    def closed(self) -> frozenset[str]:
+        return frozenset(name for name, policy in self.services.items() if policy.tls is Tls.CLOSED)
+
     def port(self, service: str) -> int:
-        return self.ports[service]
+        return self.services[service].port
 
     def is_open(self, service: str) -> bool:
-        return service not in self.closed
+        return self.services[service].tls is not Tls.CLOSED
 
     def with_ports(self, ports: dict[str, int]) -> Target:
-        return replace(self, ports=dict(ports))
+        return replace(self, services={n: replace(p, port=ports[n]) for n, p in self.services.items()})
 
     @cached_property
     def tls_context(self) -> ssl.SSLContext:
@@ -70,14 +78,18 @@ def load_target(path: Path) -> Target:
     except json.JSONDecodeError as exc:
         raise TargetError(f"target file {path} is not valid JSON: {exc}") from exc
     try:
+        unknown = set(data["ports"]) - set(SERVICES)
+        if unknown:
+            raise TargetError(f"unknown services in target {path}: {', '.join(sorted(unknown))}")
+        tls = dict(data.get("tls", {}))
+        tls.update({name: Tls.CLOSED for name in data.get("closed", [])})
         return Target(
             host=data["host"],
             server_name=data["server_name"],
             mail_domain=data["mail_domain"],
             ca_file=Path(data["ca_file"]),
-            ports={k: int(v) for k, v in data["ports"].items()},
+            services={n: service_policy(n, int(port), tls.get(n)) for n, port in data["ports"].items()},
             users=tuple(Account(u["address"], u["password"]) for u in data["users"]),
-            closed=frozenset(data.get("closed", [])),
             message_size_limit=int(data.get("message_size_limit", 10 * 1024 * 1024)),
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -139,7 +139,16 @@ def render_target(settings: Settings, layout: BuildLayout, credentials: dict[str
         "ca_file": str(layout.pki.root_cert.resolve()),
         "message_size_limit": settings.message_size_limit,
         "ports": settings.host_ports.model_dump(),
-        "closed": closed_services(settings),
+        # The port policy the harness checks: RFC 8314, with 143/110 STARTTLS-only or closed.
+        "tls": {
+            "smtp": "starttls",
+            "submissions": "implicit",
+            "submission": "starttls",
+            "imaps": "implicit",
+            "pop3s": "implicit",
+            "imap": "closed" if not settings.imap_plaintext else "starttls",
+            "pop3": "closed" if not settings.pop3_plaintext else "starttls",
+        },
         "users": [{"address": a, "password": credentials[a].password} for a in settings.addresses],
     }
     _write(layout.target, (json.dumps(target, indent=2) + "\n").encode(), 0o600)

@@ -1,0 +1,182 @@
+"""Authentication: nothing before TLS, every advertised mechanism after it, clean failures.
+
+Passwords sent before TLS are decoys (see harness.probes.decoy_credentials): an answer of
+"authentication failed" there means the server evaluated them, which is itself the failure.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from harness.checks.base import Check, Outcome, failed, passed, skipped, verdict
+from harness.dialogue import imap_command, read_smtp_reply, smtp_command
+from harness.policy import Role, ServicePolicy, Tls
+from harness.probes import decoy_credentials
+from harness.sessions import Session, open_session
+from harness.target import Account, Target
+
+SMTP_MECHANISMS = ("PLAIN", "LOGIN")
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+async def authenticate(session: Session, mechanism: str, user: str, password: str) -> tuple[bool, str]:
+    """One authentication exchange; (succeeded, the server's final answer)."""
+    stream, protocol = session.stream, session.protocol
+    plain = _b64(f"\0{user}\0{password}")
+    if protocol == "smtp":
+        if mechanism == "PLAIN":
+            await stream.send_secret(f"AUTH PLAIN {plain}")
+        else:
+            reply = await smtp_command(stream, "AUTH LOGIN")
+            if reply.code != 334:
+                return False, f"{reply.code} {reply.text}"
+            await stream.send_secret(_b64(user))
+            reply = await read_smtp_reply(stream, "AUTH LOGIN user")
+            if reply.code != 334:
+                return False, f"{reply.code} {reply.text}"
+            await stream.send_secret(_b64(password))
+        reply = await read_smtp_reply(stream, f"AUTH {mechanism} reply")
+        return reply.code == 235, f"{reply.code} {reply.text}"
+    if protocol == "imap":
+        tag = session.next_tag()
+        if mechanism == "LOGIN-COMMAND":
+            await stream.send_secret(f'{tag} LOGIN "{user}" "{password}"')
+        else:
+            await stream.send_line(f"{tag} AUTHENTICATE {mechanism}")
+            for secret in ([plain] if mechanism == "PLAIN" else [_b64(user), _b64(password)]):
+                line = await stream.read_line("IMAP AUTHENTICATE continuation")
+                if not line.startswith(b"+"):
+                    return False, line.decode(errors="replace").strip()
+                await stream.send_secret(secret)
+        while True:
+            line = (await stream.read_line("IMAP authentication reply")).decode(errors="replace").strip()
+            if line.startswith(f"{tag} "):
+                return line.split()[1].upper() == "OK", line
+    # POP3
+    if mechanism == "USER-PASS":
+        await stream.send_line(f"USER {user}")
+        line = (await stream.read_line("POP3 USER reply")).decode(errors="replace").strip()
+        if not line.startswith("+OK"):
+            return False, line
+        await stream.send_secret(f"PASS {password}")
+    elif mechanism == "PLAIN":
+        await stream.send_secret(f"AUTH PLAIN {plain}")
+    else:
+        await stream.send_line(f"AUTH {mechanism}")
+        for secret in (_b64(user), _b64(password)):
+            line = (await stream.read_line("POP3 AUTH continuation")).decode(errors="replace").strip()
+            if not line.startswith("+ "):
+                return False, line
+            await stream.send_secret(secret)
+    line = (await stream.read_line("POP3 authentication reply")).decode(errors="replace").strip()
+    return line.startswith("+OK"), line
+
+
+def advertised_mechanisms(session: Session) -> list[str]:
+    """Every way this session offers to log in, in authenticate()'s names."""
+    caps = session.capabilities
+    mechanisms = sorted(c.split("=", 1)[1] for c in caps if c.startswith("AUTH="))
+    if session.protocol == "imap" and "LOGINDISABLED" not in caps:
+        mechanisms.insert(0, "LOGIN-COMMAND")
+    if session.protocol == "pop3" and "USER" in caps:
+        mechanisms.insert(0, "USER-PASS")
+    return mechanisms
+
+
+def _refused_without_checking(answer: str) -> bool:
+    """A refusal that did not evaluate the (decoy) password."""
+    lowered = answer.lower()
+    return "authentication failed" not in lowered and "authenticationfailed" not in lowered and not answer.startswith("535")
+
+
+async def auth_before_tls(target: Target, service: ServicePolicy) -> Outcome:
+    session = await open_session(target, service, upgrade=False)
+    try:
+        offered = advertised_mechanisms(session)
+        if session.protocol == "imap" and "LOGINDISABLED" not in session.capabilities:
+            offered.append("(no LOGINDISABLED)")
+        user, password = decoy_credentials(target.users[0].address)
+        attempt = {"smtp": "PLAIN", "imap": "LOGIN-COMMAND", "pop3": "USER-PASS"}[session.protocol]
+        accepted, answer = await authenticate(session, attempt, user, password)
+        dialogue = str(session.stream.transcript)
+        if offered:
+            return failed(f"offered before TLS: {', '.join(offered)}", dialogue)
+        if accepted or not _refused_without_checking(answer):
+            return failed(f"cleartext {attempt} was evaluated: {answer}", dialogue)
+        return passed(f"nothing offered before TLS; cleartext {attempt} refused: {answer}", dialogue)
+    finally:
+        await session.close()
+
+
+async def no_auth(target: Target, service: ServicePolicy) -> Outcome:
+    session = await open_session(target, service, upgrade=False)
+    try:
+        before = "AUTH" in session.capabilities
+        await session.starttls(target.tls_context, target.server_name)
+        after = "AUTH" in session.capabilities
+        reply = await smtp_command(session.stream, "AUTH PLAIN " + _b64("\0probe\0probe"))
+        dialogue = str(session.stream.transcript)
+        if before or after:
+            return failed(f"AUTH offered on a relay-in port ({'before' if before else 'after'} TLS)", dialogue)
+        return verdict(reply.code >= 500 and reply.code != 535, f"AUTH neither offered nor accepted ({reply.code})",
+                       f"AUTH answered {reply.code} {reply.text}", dialogue)
+    finally:
+        await session.close()
+
+
+async def mechanisms(target: Target, service: ServicePolicy) -> Outcome:
+    account = target.users[0]
+    probe = await open_session(target, service)
+    offered = advertised_mechanisms(probe)
+    await probe.close()
+    if not offered:
+        return failed("no authentication mechanism offered after TLS")
+    results, dialogue = [], []
+    for mechanism in offered:
+        session = await open_session(target, service)
+        try:
+            ok, answer = await authenticate(session, mechanism, account.address, account.password)
+            results.append((mechanism, ok, answer))
+            dialogue.append(str(session.stream.transcript))
+        finally:
+            await session.close()
+    broken = [f"{m}: {a}" for m, ok, a in results if not ok]
+    return verdict(not broken, f"all advertised work: {', '.join(offered)}", "; ".join(broken), "\n".join(dialogue))
+
+
+async def wrong_password(target: Target, service: ServicePolicy) -> Outcome:
+    account: Account = target.users[-1]
+    session = await open_session(target, service)
+    try:
+        mechanism = "PLAIN" if session.protocol != "imap" else "LOGIN-COMMAND"
+        if session.protocol == "pop3" and "AUTH=PLAIN" not in session.capabilities:
+            mechanism = "USER-PASS"
+        ok, answer = await authenticate(session, mechanism, account.address, account.password + "-wrong")
+        if ok:
+            return failed("a wrong password was accepted", str(session.stream.transcript))
+        expected = {"smtp": answer.startswith("535"), "imap": " NO " in f" {answer} ", "pop3": answer.startswith("-ERR")}
+        if not expected[session.protocol]:
+            return failed(f"wrong password answered {answer!r}", str(session.stream.transcript))
+        ok, retry = await authenticate(session, mechanism, account.address, account.password)
+        return verdict(ok, f"refused with {answer!r}; the same session then logged in",
+                       f"after a failure the session is unusable: {retry}", str(session.stream.transcript))
+    finally:
+        await session.close()
+
+
+def _login_port(service: ServicePolicy) -> bool:
+    return service.role is not Role.RELAY_IN and service.speaks_tls
+
+
+CHECKS = [
+    Check("auth-before-tls", "no login offered or accepted before STARTTLS",
+          lambda s: s.tls is Tls.STARTTLS and s.role is not Role.RELAY_IN, auth_before_tls),
+    Check("no-auth", "relay-in port: AUTH neither offered nor accepted, before or after TLS",
+          lambda s: s.role is Role.RELAY_IN and s.tls is Tls.STARTTLS, no_auth),
+    Check("auth-mechanisms", "every mechanism advertised after TLS works", _login_port, mechanisms),
+    Check("wrong-password", "a wrong password fails cleanly and the session stays usable", _login_port,
+          wrong_password, phase=1),
+]
