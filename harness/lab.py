@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from testcontainers.compose import DockerCompose
@@ -20,6 +21,7 @@ from testcontainers.compose import DockerCompose
 from harness.target import SERVICES, Target, load_target
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+LOG_TAIL_LINES = 40
 
 
 class LabUnavailable(RuntimeError):
@@ -59,17 +61,46 @@ def _env_file(build_dir: Path, project: str, ports: dict[str, int], directory: P
     return path
 
 
+@dataclass(frozen=True)
+class RunningLab:
+    """A lab this process started: its target, and control over its containers."""
+
+    target: Target
+    compose: DockerCompose
+
+    def compose_run(self, *args: str) -> str:
+        done = subprocess.run(
+            [*self.compose.compose_command_property, *args], cwd=REPO_ROOT, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise LabUnavailable(f"docker compose {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def stop(self, service: str) -> None:
+        self.compose_run("stop", service)
+
+    def start(self, service: str) -> None:
+        self.compose_run("start", service)
+
+    def exec(self, service: str, *command: str) -> str:
+        return self.compose_run("exec", "-T", service, *command)
+
+
 @contextmanager
 def running_lab(
-    build_dir: Path, project: str, scratch: Path, services: Sequence[str] | None = None
-) -> Iterator[Target]:
+    build_dir: Path,
+    project: str,
+    scratch: Path,
+    services: Sequence[str] | None = None,
+    overrides: Sequence[Path] = (),
+) -> Iterator[RunningLab]:
     """Start the lab built in build_dir on free host ports; stop it and drop its volumes after."""
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # the reaper image cannot be pulled here
     target = load_target(build_dir / "target.json")
     ports = {service: free_port() for service in SERVICES}
     compose = DockerCompose(
         REPO_ROOT,
-        compose_file_name="compose.yaml",
+        compose_file_name=["compose.yaml", *(str(o) for o in overrides)],
         env_file=str(_env_file(build_dir, project, ports, scratch)),
         pull=False,
         build=False,
@@ -79,10 +110,11 @@ def running_lab(
     try:
         compose.start()
     except subprocess.CalledProcessError as exc:
-        logs = compose.get_logs()
+        stdout, stderr = compose.get_logs()
         compose.stop()
-        raise LabUnavailable(f"docker compose up failed: {exc}\n{logs}") from exc
+        tail = "\n".join((stdout + stderr).splitlines()[-LOG_TAIL_LINES:])
+        raise LabUnavailable(f"docker compose up failed: {exc}\n--- last {LOG_TAIL_LINES} log lines ---\n{tail}") from exc
     try:
-        yield target.with_ports(ports)
+        yield RunningLab(target.with_ports(ports), compose)
     finally:
         compose.stop()

@@ -32,6 +32,7 @@ class Target:
     services: dict[str, ServicePolicy]
     users: tuple[Account, ...]
     message_size_limit: int = 10 * 1024 * 1024
+    intermediates: Path | None = None  # certificates a client may already hold
 
     def __post_init__(self) -> None:
         if self.host not in ALLOWED_HOSTS:
@@ -63,7 +64,18 @@ class Target:
 
     @cached_property
     def tls_context(self) -> ssl.SSLContext:
-        """Verifies chain and host name against the target's CA; TLS 1.2 at least."""
+        """Verifies chain and host name against the CA, as a client that may already hold
+        the intermediates (like a browser's cache); TLS 1.2 at least."""
+        context = self.roots_only_context
+        if self.intermediates:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
+            context.load_verify_locations(cafile=str(self.intermediates))
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+    @cached_property
+    def roots_only_context(self) -> ssl.SSLContext:
+        """Verifies against the CA file alone: the server must send every intermediate."""
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         return context
@@ -91,6 +103,7 @@ def load_target(path: Path) -> Target:
             services={n: service_policy(n, int(port), tls.get(n)) for n, port in data["ports"].items()},
             users=tuple(Account(u["address"], u["password"]) for u in data["users"]),
             message_size_limit=int(data.get("message_size_limit", 10 * 1024 * 1024)),
+            intermediates=Path(data["intermediates_file"]) if data.get("intermediates_file") else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, TargetError):

@@ -104,7 +104,7 @@ def print_summary(settings: Settings, layout: BuildLayout) -> None:
     out.print("Read (IMAPS on 993):")
     out.print(
         f"  curl -sS --cacert {ca} --resolve {name}:{ports.imaps}:127.0.0.1 "
-        f"--user '{other}:{passwords[other]}' 'imaps://{name}:{ports.imaps}/INBOX;UID=1'",
+        f"--user '{other}:{passwords[other]}' 'imaps://{name}:{ports.imaps}/INBOX;UID=*'",
         soft_wrap=True,
     )
 
@@ -119,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "clean":
             lab.down(layout, volumes=True)
+            removed = images.remove_images(load_settings(args.config))
             shutil.rmtree(layout.root, ignore_errors=True)
-            _step(f"lab stopped, volumes deleted, {layout.root}/ removed")
+            _step(f"lab stopped, volumes deleted, images removed ({', '.join(removed) or 'none'}), {layout.root}/ removed")
             return 0
         settings = load_settings(args.config)
         render_all(settings, layout, args.force_pki)

@@ -87,3 +87,22 @@ def build_image(
     except DockerException as exc:
         raise BuildFailed(f"building {tag} failed: {exc}\n" + "\n".join(tail)) from exc
     return image_id or client.images.get(tag).id
+
+
+def remove_images(settings: Settings) -> list[str]:
+    """Delete the lab's images (they hold the server's private key); return the tags removed.
+
+    The harness's own variants (<prefix>-<variant>/...) go too; the base image stays.
+    """
+    client = connect()
+    removed = []
+    for image in client.images.list():
+        for tag in image.tags:
+            repository = tag.rsplit(":", 1)[0]
+            owner, _, service = repository.partition("/")
+            if service in ("postfix", "dovecot") and (
+                owner == settings.image_prefix or owner.startswith(f"{settings.image_prefix}-")
+            ):
+                client.images.remove(tag, force=True)
+                removed.append(tag)
+    return removed

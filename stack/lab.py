@@ -6,7 +6,7 @@ import subprocess
 from collections.abc import Sequence
 
 from stack.errors import EngineUnavailable, LabFailed
-from stack.images import REPO_ROOT
+from stack.images import ENGINE_HINT, REPO_ROOT
 from stack.layout import BuildLayout
 
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
@@ -24,7 +24,10 @@ def _run(command: Sequence[str], what: str) -> str:
     except FileNotFoundError as exc:
         raise EngineUnavailable("the `docker` command is not installed (Docker CLI 20.10+ needed)") from exc
     if done.returncode != 0:
-        raise LabFailed(f"{what} failed (exit {done.returncode}):\n{done.stderr.strip() or done.stdout.strip()}")
+        message = done.stderr.strip() or done.stdout.strip()
+        if "Cannot connect to the Docker daemon" in message:
+            raise EngineUnavailable(f"no Docker engine answers ({message}).\n{ENGINE_HINT}")
+        raise LabFailed(f"{what} failed (exit {done.returncode}):\n{message}")
     return done.stdout
 
 

@@ -137,6 +137,7 @@ def render_target(settings: Settings, layout: BuildLayout, credentials: dict[str
         "server_name": settings.hostname,
         "mail_domain": settings.mail_domain,
         "ca_file": str(layout.pki.root_cert.resolve()),
+        "intermediates_file": str(layout.pki.intermediate_cert.resolve()),
         "message_size_limit": settings.message_size_limit,
         "ports": settings.host_ports.model_dump(),
         # The port policy the harness checks: RFC 8314, with 143/110 STARTTLS-only or closed.

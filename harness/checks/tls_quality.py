@@ -11,6 +11,10 @@ import ssl
 import time
 from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.x509 import DNSName
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
 from harness.checks.base import Check, Outcome, failed, passed, skipped
 from harness.errors import HarnessError
 from harness.policy import ServicePolicy
@@ -146,13 +150,32 @@ async def forward_secrecy(target: Target, service: ServicePolicy) -> Outcome:
     return passed(f"no suite without forward secrecy accepted; TLS 1.2 choice: {chosen.cipher}")
 
 
-async def certificate(target: Target, service: ServicePolicy) -> Outcome:
+def _verify_leaf(target: Target, served: list[bytes]) -> tuple[int, str | None]:
+    """Days left on the leaf and why it does not verify (None when it does).
+
+    Intermediates come from what the server sent and from the target's intermediates file
+    (certificates a client may already hold), so a missing chain is full-chain's finding,
+    not this one's.
+    """
+    roots = x509.load_pem_x509_certificates(target.ca_file.read_bytes())
+    known = x509.load_pem_x509_certificates(target.intermediates.read_bytes()) if target.intermediates else []
+    leaf, *sent = [x509.load_der_x509_certificate(der) for der in served]
+    days = int((leaf.not_valid_after_utc.timestamp() - time.time()) // 86400)
+    verifier = PolicyBuilder().store(Store(roots)).build_server_verifier(DNSName(target.server_name))
     try:
-        result = await handshake(target, service, target.tls_context)
-    except ssl.SSLCertVerificationError as exc:
-        return failed(f"certificate does not verify for {target.server_name}: {exc.verify_message}")
-    assert result.not_after is not None
-    days = int((result.not_after - time.time()) // 86400)
+        verifier.verify(leaf, sent + known)
+    except VerificationError as exc:
+        return days, str(exc)
+    return days, None
+
+
+async def certificate(target: Target, service: ServicePolicy) -> Outcome:
+    result = await handshake(target, service, probe_context(ssl.TLSVersion.TLSv1_3))
+    if not result.served:
+        return skipped("this Python cannot read the served certificates")
+    days, problem = _verify_leaf(target, result.served)
+    if problem:
+        return failed(f"certificate does not verify for {target.server_name}: {problem}")
     if days < 0:
         return failed(f"certificate expired {-days} days ago")
     return passed(f"verifies for {target.server_name} against {target.ca_file.name}; {days} days left")
@@ -160,9 +183,9 @@ async def certificate(target: Target, service: ServicePolicy) -> Outcome:
 
 async def full_chain(target: Target, service: ServicePolicy) -> Outcome:
     try:
-        result = await handshake(target, service, target.tls_context)
+        result = await handshake(target, service, target.roots_only_context)
     except ssl.SSLCertVerificationError as exc:
-        return failed(f"chain does not verify ({exc.verify_message}): is the intermediate served?")
+        return failed(f"the served chain does not verify ({exc.verify_message}): intermediate not served?")
     if not result.served or not result.verified:
         return skipped("this Python cannot read the served chain")
     missing = [der for der in result.verified[:-1] if der not in result.served]

@@ -1,0 +1,120 @@
+"""Deliberately weakened labs, to show that each check fails on the server that breaks it.
+
+A variant is the lab's own images with a few configuration files replaced through a
+compose override (bind mounts), so no image is rebuilt. Each names the check ids that must
+fail; every other check must still pass, which shows the harness flags exactly what broke.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+
+def append(lines: str) -> Callable[[str], str]:
+    """Postfix and Dovecot both take the last value of a repeated setting."""
+    return lambda text: text + "\n# --- weakened for a harness test ---\n" + lines + "\n"
+
+
+def replace(old: str, new: str) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        if old not in text:
+            raise ValueError(f"variant edit: {old!r} not found")
+        return text.replace(old, new)
+
+    return edit
+
+
+@dataclass(frozen=True)
+class Edit:
+    service: str  # compose service
+    container_path: str  # file replaced in the container
+    source: str  # file under the build folder it starts from
+    transform: Callable[[str], str] = lambda text: text
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    breaks: str
+    edits: tuple[Edit, ...]
+    must_fail: frozenset[str]
+
+
+def _main_cf(transform: Callable[[str], str]) -> Edit:
+    return Edit("postfix", "/etc/postfix/main.cf", "context/postfix/conf/main.cf", transform)
+
+
+SMTP_PORTS = ("smtp.25", "smtp.465", "smtp.587")
+
+VARIANTS = [
+    Variant(
+        "tls10-allowed",
+        "Postfix accepts TLS 1.0 and 1.1",
+        (_main_cf(append(
+            "smtpd_tls_protocols = >=TLSv1\nsmtpd_tls_mandatory_protocols = >=TLSv1\n"
+            "smtpd_tls_exclude_ciphers = aNULL\n"
+            "tls_high_cipherlist = ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0"
+        )),),
+        frozenset(f"{p}.tls-versions" for p in SMTP_PORTS),
+    ),
+    Variant(
+        "auth-before-starttls",
+        "587 offers and accepts AUTH before STARTTLS",
+        (Edit("postfix", "/etc/postfix/master.cf", "context/postfix/conf/master.cf", replace(
+            "  -o smtpd_tls_security_level=encrypt\n  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_tls_auth_only=yes\n",
+            "  -o smtpd_tls_security_level=may\n  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_tls_auth_only=no\n",
+        )),),
+        frozenset({"smtp.587.auth-before-tls"}),
+    ),
+    Variant(
+        "open-relay",
+        "port 25 relays for anyone",
+        (_main_cf(append(
+            # Postfix refuses a restriction list with no reject at all; this one never reaches it.
+            "smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, permit, reject_unauth_destination"
+        )),),
+        frozenset({"smtp.25.no-open-relay"}),
+    ),
+    Variant(
+        "smuggling-unprotected",
+        "bookworm's defaults: bare newlines and unauthenticated pipelining allowed",
+        (_main_cf(append(
+            "smtpd_forbid_bare_newline = no\nsmtpd_forbid_unauth_pipelining = no\nsmtpd_data_restrictions ="
+        )),),
+        frozenset({"smtp.25.smtp-smuggling"}),
+    ),
+    Variant(
+        "leaf-without-chain",
+        "Postfix serves its certificate without the intermediate",
+        (Edit("postfix", "/etc/postfix/tls/fullchain.pem", "pki/server.pem"),),
+        frozenset(f"{p}.full-chain" for p in SMTP_PORTS),
+    ),
+    Variant(
+        "plaintext-login-143",
+        "Dovecot allows LOGIN on 143 before STARTTLS",
+        (Edit("dovecot", "/etc/dovecot/dovecot.conf", "context/dovecot/conf/dovecot.conf", append(
+            "protocol imap {\n  ssl = yes\n  disable_plaintext_auth = no\n}"
+        )),),
+        frozenset({"imap.143.auth-before-tls"}),
+    ),
+]
+
+
+def write_override(variant: Variant, build_dir: Path, directory: Path) -> Path:
+    """Write the edited files and a compose override that mounts them; return its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    services: dict[str, dict[str, list[str]]] = {}
+    for number, edit in enumerate(variant.edits):
+        edited = directory / f"{number}-{Path(edit.container_path).name}"
+        edited.write_text(edit.transform((build_dir / edit.source).read_text()))
+        edited.chmod(0o644)
+        services.setdefault(edit.service, {"volumes": []})["volumes"].append(
+            f"{edited.resolve()}:{edit.container_path}:ro"
+        )
+    override = directory / "compose.override.yaml"  # JSON is YAML: no YAML library needed
+    override.write_text(json.dumps({"services": services}, indent=2))
+    return override
