@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import aiosmtplib
 
 from harness.checks import ALL_CHECKS, Check, CheckResult, Status
-from harness.errors import HarnessError
+from harness.errors import HarnessError, StepTimeout
 from harness.policy import ServicePolicy
 from harness.target import Target
 
@@ -35,6 +35,8 @@ async def run_one(target: Target, check: Check, service: ServicePolicy, timeout:
     try:
         outcome = await asyncio.wait_for(check.run(target, service), timeout)
         status, reason, dialogue = outcome.status, outcome.reason, outcome.dialogue
+    except StepTimeout as exc:  # a TimeoutError too, but one that names its step and port
+        status, reason, dialogue = Status.FAIL, str(exc), ""
     except asyncio.TimeoutError:
         status, reason, dialogue = Status.FAIL, f"no result within {timeout:g} s", ""
     except SERVER_FAULTS as exc:

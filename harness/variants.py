@@ -15,8 +15,24 @@ from pathlib import Path
 
 
 def append(lines: str) -> Callable[[str], str]:
-    """Postfix and Dovecot both take the last value of a repeated setting."""
     return lambda text: text + "\n# --- weakened for a harness test ---\n" + lines + "\n"
+
+
+def set_parameters(values: dict[str, str]) -> Callable[[str], str]:
+    """Change `name = value` lines of main.cf in place (appending a repeat makes every
+    Postfix command warn), adding those that are absent."""
+
+    def edit(text: str) -> str:
+        lines = text.splitlines()
+        for name, value in values.items():
+            hits = [i for i, line in enumerate(lines) if line.split("=", 1)[0].strip() == name]
+            for i in hits:
+                lines[i] = f"{name} = {value}"
+            if not hits:
+                lines.append(f"{name} = {value}")
+        return "\n".join(lines) + "\n"
+
+    return edit
 
 
 def replace(old: str, new: str) -> Callable[[str], str]:
@@ -54,11 +70,12 @@ VARIANTS = [
     Variant(
         "tls10-allowed",
         "Postfix accepts TLS 1.0 and 1.1",
-        (_main_cf(append(
-            "smtpd_tls_protocols = >=TLSv1\nsmtpd_tls_mandatory_protocols = >=TLSv1\n"
-            "smtpd_tls_exclude_ciphers = aNULL\n"
-            "tls_high_cipherlist = ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0"
-        )),),
+        (_main_cf(set_parameters({
+            "smtpd_tls_protocols": ">=TLSv1",
+            "smtpd_tls_mandatory_protocols": ">=TLSv1",
+            "smtpd_tls_exclude_ciphers": "aNULL",
+            "tls_high_cipherlist": "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0",
+        })),),
         frozenset(f"{p}.tls-versions" for p in SMTP_PORTS),
     ),
     Variant(
@@ -73,18 +90,23 @@ VARIANTS = [
     Variant(
         "open-relay",
         "port 25 relays for anyone",
-        (_main_cf(append(
-            # Postfix refuses a restriction list with no reject at all; this one never reaches it.
-            "smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, permit, reject_unauth_destination"
-        )),),
+        (_main_cf(set_parameters({
+            # The classic mistake: every client trusted. (Postfix refuses a relay restriction
+            # list without a reachable reject, so "permit" alone is not even possible.) The
+            # bare-newline exclusions, which default to $mynetworks, stay as they were.
+            "mynetworks": "0.0.0.0/0",
+            "smtpd_forbid_bare_newline_exclusions": "127.0.0.0/8",
+        })),),
         frozenset({"smtp.25.no-open-relay"}),
     ),
     Variant(
         "smuggling-unprotected",
         "bookworm's defaults: bare newlines and unauthenticated pipelining allowed",
-        (_main_cf(append(
-            "smtpd_forbid_bare_newline = no\nsmtpd_forbid_unauth_pipelining = no\nsmtpd_data_restrictions ="
-        )),),
+        (_main_cf(set_parameters({
+            "smtpd_forbid_bare_newline": "no",
+            "smtpd_forbid_unauth_pipelining": "no",
+            "smtpd_data_restrictions": "",
+        })),),
         frozenset({"smtp.25.smtp-smuggling"}),
     ),
     Variant(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+import warnings
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -39,8 +40,10 @@ def probe_context(version: ssl.TLSVersion, ciphers: str = "ALL:@SECLEVEL=0") -> 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    context.minimum_version = version
-    context.maximum_version = version
+    with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated: offering them is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = version
+        context.maximum_version = version
     context.set_ciphers(ciphers)
     return context
 
@@ -56,7 +59,9 @@ async def client_can_offer(version: ssl.TLSVersion) -> bool:
     if version not in _CAN_OFFER:
         server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         try:
-            server_context.minimum_version = server_context.maximum_version = version
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                server_context.minimum_version = server_context.maximum_version = version
             server_context.set_ciphers("aNULL:@SECLEVEL=0")
         except (ssl.SSLError, ValueError):
             _CAN_OFFER[version] = False
