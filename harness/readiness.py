@@ -7,6 +7,7 @@ connections before the service behind it listens.
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 from harness.dialogue import read_smtp_reply
 from harness.errors import ProtocolError, StepTimeout, TargetError
@@ -41,6 +42,11 @@ async def wait_until_ready(target: Target, deadline_s: float = 60.0) -> float:
         try:
             await asyncio.gather(_smtp_greets(target), _imap_logs_in(target))
             return loop.time() - start
+        except ssl.SSLCertVerificationError as exc:
+            raise TargetError(
+                f"the certificate on port {target.port('submissions')} does not verify for "
+                f"{target.server_name} against {target.ca_file}: {exc.verify_message}"
+            ) from exc
         except ProtocolError as exc:
             # The server is up and said no: retrying cannot help.
             raise TargetError(

@@ -113,23 +113,23 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     layout = BuildLayout(args.build_dir)
     try:
+        settings = load_settings(args.config)
         if args.command == "down":
-            lab.down(layout)
-            _step("lab stopped (mail and queue volumes kept)")
+            lab.down(layout, settings.compose_project)
+            _step(f"lab {settings.compose_project} stopped (mail and queue volumes kept)")
             return 0
         if args.command == "clean":
-            lab.down(layout, volumes=True)
-            removed = images.remove_images(load_settings(args.config))
+            lab.down(layout, settings.compose_project, volumes=True)
+            removed = images.remove_images(settings)
             shutil.rmtree(layout.root, ignore_errors=True)
-            _step(f"lab stopped, volumes deleted, images removed ({', '.join(removed) or 'none'}), {layout.root}/ removed")
+            _step(f"lab {settings.compose_project} stopped, volumes deleted, images removed ({', '.join(removed) or 'none'}), {layout.root}/ removed")
             return 0
-        settings = load_settings(args.config)
         render_all(settings, layout, args.force_pki)
         if args.command in ("build", "up"):
             build_all(settings, layout)
         if args.command == "up":
             with console.status("starting the lab and waiting until both services are healthy…"):
-                lab.up(layout)
+                lab.up(layout, settings.compose_project)
             _step("lab is up and healthy")
             print_summary(settings, layout)
     except SettingsError as exc:

@@ -42,11 +42,17 @@ def hash_password(password: str, rounds: int) -> str:
 
 
 def _read(path: Path) -> dict[str, Credential]:
+    """Stored credentials; anything unreadable or mistyped counts as absent (and is regenerated)."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return {address: Credential(**entry) for address, entry in raw.items()}
-    except (FileNotFoundError, json.JSONDecodeError, TypeError, AttributeError):
+        credentials = {address: Credential(**entry) for address, entry in raw.items()}
+    except (OSError, ValueError, TypeError, AttributeError):
         return {}
+    return {
+        address: c
+        for address, c in credentials.items()
+        if isinstance(c.password, str) and isinstance(c.password_hash, str)
+    }
 
 
 def _write(path: Path, credentials: dict[str, Credential]) -> None:

@@ -13,9 +13,13 @@ COMPOSE_FILE = REPO_ROOT / "compose.yaml"
 UP_TIMEOUT_S = 180
 
 
-def compose_command(layout: BuildLayout, *args: str) -> list[str]:
+def compose_command(layout: BuildLayout, project: str, *args: str) -> list[str]:
+    """The project is always named from the settings, never guessed from a stale file."""
     env_file = ["--env-file", str(layout.compose_env)] if layout.compose_env.is_file() else []
-    return ["docker", "compose", "--project-directory", str(REPO_ROOT), "-f", str(COMPOSE_FILE), *env_file, *args]
+    return [
+        "docker", "compose", "--project-directory", str(REPO_ROOT), "-f", str(COMPOSE_FILE),
+        *env_file, "--project-name", project, *args,
+    ]
 
 
 def _run(command: Sequence[str], what: str) -> str:
@@ -43,25 +47,25 @@ def require_compose() -> None:
         )
 
 
-def up(layout: BuildLayout) -> None:
+def up(layout: BuildLayout, project: str) -> None:
     """Start (or update) the lab and return once both services report healthy."""
     require_compose()
     try:
         _run(
-            compose_command(layout, "up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S)),
+            compose_command(layout, project, "up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S)),
             "docker compose up",
         )
     except LabFailed as exc:
         logs = subprocess.run(
-            compose_command(layout, "logs", "--no-color", "--tail", "30"),
+            compose_command(layout, project, "logs", "--no-color", "--tail", "30"),
             capture_output=True,
             text=True,
         ).stdout
         raise LabFailed(f"{exc}\n--- last log lines ---\n{logs}") from exc
 
 
-def down(layout: BuildLayout, *, volumes: bool = False) -> None:
+def down(layout: BuildLayout, project: str, *, volumes: bool = False) -> None:
     """Stop the lab; with volumes=True also delete mail and queue (make clean)."""
     require_compose()
     args = ["down", "--remove-orphans"] + (["--volumes"] if volumes else [])
-    _run(compose_command(layout, *args), "docker compose down")
+    _run(compose_command(layout, project, *args), "docker compose down")

@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
+    SettingsError as PydanticSettingsError,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -134,6 +135,8 @@ class Settings(BaseSettings):
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
     """Load and validate settings; raise SettingsError naming the file and every bad field."""
     path = config_file or DEFAULT_CONFIG_FILE
+    if path.exists() and not path.is_file():
+        raise SettingsError(f"settings file {path} is not a file")
     if config_file is not None and not path.is_file():
         raise SettingsError(f"settings file {path} does not exist")
     if path.is_file():
@@ -141,12 +144,19 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
             tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"{path} is not valid TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise SettingsError(f"{path} is not UTF-8 text: {exc}") from exc
 
     class _FromFile(Settings):
         model_config = SettingsConfigDict(toml_file=path)
 
     try:
         return _FromFile(**overrides)
+    except PydanticSettingsError as exc:  # an environment value that is not valid JSON
+        raise SettingsError(
+            f"invalid settings in the MAILSTACK_* environment: {exc} "
+            '(lists and tables take JSON, e.g. MAILSTACK_USERS=\'["alice","bob"]\')'
+        ) from exc
     except ValidationError as exc:
         problems = "\n".join(
             f"  - {'.'.join(str(p) for p in err['loc']) or '(settings)'}: {err['msg']}"

@@ -44,3 +44,10 @@ def test_new_user_added_old_ones_kept_and_corrupt_file_regenerated(tmp_path: Pat
     assert set(json.loads(path.read_text())) == set(ADDRESSES)
     path.write_text("{half")
     assert set(load_or_create_credentials(path, ADDRESSES, 5000)) == set(ADDRESSES)
+
+
+def test_mistyped_entries_are_regenerated_not_crashed_on(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"alice@example.test": {"password": 1, "password_hash": 2}}))
+    credential = load_or_create_credentials(path, ADDRESSES[:1], 5000)["alice@example.test"]
+    assert isinstance(credential.password, str) and credential.matches(5000)

@@ -71,3 +71,18 @@ def test_half_written_file_names_the_file_and_line(tmp_path: Path) -> None:
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="does not exist"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_malformed_environment_value_is_a_settings_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILSTACK_USERS", "alice")  # a list needs JSON
+    with pytest.raises(SettingsError, match="MAILSTACK_USERS='\\[\"alice\",\"bob\"\\]'"):
+        load_settings(write(tmp_path, ""))
+
+
+def test_binary_file_and_directory_are_settings_errors(tmp_path: Path) -> None:
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b"mail_domain = \"\xff\"\n")
+    with pytest.raises(SettingsError, match="not UTF-8"):
+        load_settings(path)
+    with pytest.raises(SettingsError, match="is not a file"):
+        load_settings(tmp_path)
