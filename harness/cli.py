@@ -102,7 +102,8 @@ async def check(args: argparse.Namespace, console: Console) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    console = Console(highlight=False)
+    # Logs and CI are not terminals: give the ports × checks table room instead of 80 columns.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     try:
         return asyncio.run(check(args, console))
     except TargetError as exc:

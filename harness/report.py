@@ -24,7 +24,7 @@ def summary(results: list[CheckResult]) -> dict[str, int]:
 def print_console(console: Console, target: Target, results: list[CheckResult], seconds: float) -> None:
     services = [s for s in target.services.values()]
     table = Table(title=f"{target.server_name} at {target.host}", header_style="bold")
-    table.add_column("check")
+    table.add_column("check", no_wrap=True, min_width=18)
     for service in services:
         table.add_column(f"{service.standard_port}\n{service.name}\n:{service.port}", justify="center")
     by_key = {(r.check, r.service): r for r in results}

@@ -21,7 +21,7 @@ from stack.pki import ensure_pki
 from stack.render import closed_services, render_compose_env, render_contexts, render_target
 from stack.settings import Settings, SettingsError, load_settings
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -227,6 +227,43 @@ def _stale_reason(
     return None
 
 
+def _ensure(
+    report: PkiReport,
+    label: str,
+    paths: tuple[Path, Path],
+    *,
+    issuer: _Issued | None,
+    subject: x509.Name,
+    validity: dt.timedelta,
+    ca_path_length: int | None,
+    names: set[str] | None = None,
+    force: bool,
+    now: dt.datetime,
+) -> _Issued:
+    """Keep one stored certificate while it is still right, else issue and save a new one."""
+    stored = None if force else _load(*paths)
+    reason = "forced" if force else _stale_reason(stored, issuer, now, names)
+    if stored is not None and reason is None:
+        report.add(f"{label} reused")
+        return stored
+    key = _new_key()
+    issued = _Issued(
+        _build_certificate(
+            subject=subject,
+            key=key,
+            issuer=issuer,
+            validity=validity,
+            ca_path_length=ca_path_length,
+            names=sorted(names or ()),
+            now=now,
+        ),
+        key,
+    )
+    _save(issued, *paths)
+    report.add(f"{label} {'created' if issuer is None else 'issued'} ({reason})")
+    return issued
+
+
 def ensure_pki(
     directory: Path,
     hostname: str,
@@ -241,71 +278,20 @@ def ensure_pki(
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     report = PkiReport()
-    names = {hostname, *extra_names}
-
-    root = None if force else _load(files.root_cert, files.root_key)
-    reason = "forced" if force else _stale_reason(root, None, now)
-    if reason:
-        key = _new_key()
-        root = _Issued(
-            _build_certificate(
-                subject=_name(f"{ORGANIZATION} root CA"),
-                key=key,
-                issuer=None,
-                validity=ROOT_VALIDITY,
-                ca_path_length=1,
-                now=now,
-            ),
-            key,
-        )
-        _save(root, files.root_cert, files.root_key)
-        report.add(f"root CA created ({reason})")
-    else:
-        report.add("root CA reused")
-    assert root is not None
-
-    intermediate = None if force else _load(files.intermediate_cert, files.intermediate_key)
-    reason = "forced" if force else _stale_reason(intermediate, root, now)
-    if reason:
-        key = _new_key()
-        intermediate = _Issued(
-            _build_certificate(
-                subject=_name(f"{ORGANIZATION} intermediate CA"),
-                key=key,
-                issuer=root,
-                validity=INTERMEDIATE_VALIDITY,
-                ca_path_length=0,
-                now=now,
-            ),
-            key,
-        )
-        _save(intermediate, files.intermediate_cert, files.intermediate_key)
-        report.add(f"intermediate CA issued ({reason})")
-    else:
-        report.add("intermediate CA reused")
-    assert intermediate is not None
-
-    server = None if force else _load(files.server_cert, files.server_key)
-    reason = "forced" if force else _stale_reason(server, intermediate, now, names)
-    if reason:
-        key = _new_key()
-        server = _Issued(
-            _build_certificate(
-                subject=_name(hostname),
-                key=key,
-                issuer=intermediate,
-                validity=LEAF_VALIDITY,
-                ca_path_length=None,
-                names=sorted(names),
-                now=now,
-            ),
-            key,
-        )
-        _save(server, files.server_cert, files.server_key)
-        report.add(f"server certificate for {hostname} issued ({reason})")
-    else:
-        report.add(f"server certificate for {hostname} reused")
-
+    root = _ensure(
+        report, "root CA", (files.root_cert, files.root_key), issuer=None,
+        subject=_name(f"{ORGANIZATION} root CA"), validity=ROOT_VALIDITY, ca_path_length=1, force=force, now=now,
+    )
+    intermediate = _ensure(
+        report, "intermediate CA", (files.intermediate_cert, files.intermediate_key), issuer=root,
+        subject=_name(f"{ORGANIZATION} intermediate CA"), validity=INTERMEDIATE_VALIDITY, ca_path_length=0,
+        force=force, now=now,
+    )
+    _ensure(
+        report, f"server certificate for {hostname}", (files.server_cert, files.server_key), issuer=intermediate,
+        subject=_name(hostname), validity=LEAF_VALIDITY, ca_path_length=None, names={hostname, *extra_names},
+        force=force, now=now,
+    )
     chain = files.server_cert.read_bytes() + files.intermediate_cert.read_bytes()
     if not files.server_chain.is_file() or files.server_chain.read_bytes() != chain:
         _write_public(files.server_chain, chain)
