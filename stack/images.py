@@ -60,6 +60,7 @@ def build_image(
 ) -> str:
     """Build Dockerfile.<service> from its rendered context; return the image id."""
     tag = image_name(settings, service)
+    previous = _image_id(client, tag)
     tail: deque[str] = deque(maxlen=25)
     image_id = ""
     try:
@@ -86,7 +87,26 @@ def build_image(
                 image_id = chunk["aux"]["ID"]
     except DockerException as exc:
         raise BuildFailed(f"building {tag} failed: {exc}\n" + "\n".join(tail)) from exc
-    return image_id or client.images.get(tag).id
+    image_id = image_id or client.images.get(tag).id
+    if previous and previous != image_id:
+        _remove_quietly(client, previous)
+    return image_id
+
+
+def _image_id(client: docker.DockerClient, tag: str) -> str | None:
+    try:
+        return client.images.get(tag).id
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _remove_quietly(client: docker.DockerClient, image_id: str) -> None:
+    """Drop the image a rebuild replaced: it holds an old server key. One still used by a
+    container stays (the engine refuses), and goes with a later rebuild or `make clean`."""
+    try:
+        client.images.remove(image_id)
+    except DockerException:
+        pass
 
 
 def remove_images(settings: Settings) -> list[str]:
