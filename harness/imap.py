@@ -104,3 +104,12 @@ async def open_imaps(target: Target, account: Account, timeout: float = DEFAULT_
     await session._call("LOGIN", client.login(account.address, account.password))
     await session._call("SELECT", client.select("INBOX"))
     return session
+
+
+async def fetch_delivered(target: Target, account: Account, token: str, deadline_s: float = 20.0) -> bytes:
+    """Log in to IMAPS, wait until the message carrying token is visible, return its bytes."""
+    session = await open_imaps(target, account)
+    try:
+        return await session.wait_for(token, deadline_s)
+    finally:
+        await session.logout()

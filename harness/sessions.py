@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from harness.dialogue import greeting_capabilities, imap_command, read_smtp_reply, smtp_command
 from harness.errors import ProtocolError
 from harness.policy import ServicePolicy, Tls
+from harness.probes import PROBE_DOMAIN
 from harness.stream import LineStream
 from harness.target import Target
 
-PROBE_DOMAIN = "probe.invalid"
 STARTTLS_VERB = {"smtp": "STARTTLS", "imap": "STARTTLS", "pop3": "STLS"}
 
 

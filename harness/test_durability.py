@@ -7,7 +7,7 @@ import json
 import aiosmtplib
 import pytest
 
-from harness.imap import open_imaps
+from harness.imap import fetch_delivered
 from harness.lab import RunningLab
 from harness.message import body_sha256, make_message
 from harness.readiness import wait_until_ready
@@ -35,9 +35,5 @@ async def test_mail_accepted_while_dovecot_is_down_is_delivered_when_it_returns(
     fresh_lab.start("dovecot")
     await wait_until_ready(target)
     fresh_lab.exec("postfix", "postqueue", "-f")
-    imap = await open_imaps(target, recipient)
-    try:
-        delivered = await imap.wait_for(message.token, 30)
-    finally:
-        await imap.logout()
+    delivered = await fetch_delivered(target, recipient, message.token, 30)
     assert body_sha256(delivered) == message.body_sha256

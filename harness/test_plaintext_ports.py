@@ -6,7 +6,7 @@ from __future__ import annotations
 import aiosmtplib
 import pytest
 
-from harness.imap import open_imaps
+from harness.imap import fetch_delivered
 from harness.message import body_sha256, make_message
 from harness.probes import (
     cleartext_client,
@@ -34,11 +34,7 @@ async def test_smtp_25_accepts_unauthenticated_mail_for_a_local_user(target: Tar
     async with client:
         errors, reply = await client.sendmail(message.sender, [message.recipient], message.raw)
     assert not errors and reply.startswith("2.0.0 Ok: queued"), (errors, reply)
-    imap = await open_imaps(target, recipient)
-    try:
-        delivered = await imap.wait_for(message.token, 20)
-    finally:
-        await imap.logout()
+    delivered = await fetch_delivered(target, recipient, message.token)
     assert body_sha256(delivered) == message.body_sha256
 
 

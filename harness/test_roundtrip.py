@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.imap import open_imaps
+from harness.imap import fetch_delivered
 from harness.mailbox import pop3_fetch
 from harness.message import ID_HEADER, header, make_message, split_message
 from harness.smtp import submit
@@ -22,11 +22,7 @@ async def test_round_trip_is_byte_exact(target: Target, service: str) -> None:
     reply = await submit(target, service, sender, message)
     assert reply.startswith("2.0.0 Ok: queued"), reply
 
-    imap = await open_imaps(target, recipient)
-    try:
-        over_imap = await imap.wait_for(message.token, DELIVERY_DEADLINE_S)
-    finally:
-        await imap.logout()
+    over_imap = await fetch_delivered(target, recipient, message.token, DELIVERY_DEADLINE_S)
     over_pop3 = await pop3_fetch(target, recipient, message.token, delete=True)
 
     assert over_imap == over_pop3, "IMAP and POP3 returned different bytes for one stored message"

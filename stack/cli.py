@@ -62,7 +62,7 @@ def build_all(settings: Settings, layout: BuildLayout) -> None:
     for service in SERVICES:
         with console.status(f"building {service} image…") as status:
             image_id = images.build_image(
-                client, settings, layout, service, on_line=lambda line: status.update(f"{service}: {line[:100]}")
+                client, settings, layout, service, on_line=lambda line, name=service: status.update(f"{name}: {line[:100]}")
             )
         _step(f"{service} image built ({image_id[7:19]})")
 

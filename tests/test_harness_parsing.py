@@ -81,7 +81,7 @@ def write_target(tmp_path: Path, **changes: object) -> Path:
         "server_name": "mail.example.test",
         "mail_domain": "example.test",
         "ca_file": str(ca),
-        "ports": {s: p for s, p in zip(("smtp", "submissions", "submission", "imaps", "pop3s", "imap", "pop3"), range(1, 8))},
+        "ports": {s: p for s, p in zip(("smtp", "submissions", "submission", "imaps", "pop3s", "imap", "pop3"), range(1, 8), strict=True)},
         "users": [{"address": "a@example.test", "password": "p"}, {"address": "b@example.test", "password": "q"}],
     }
     data.update(changes)

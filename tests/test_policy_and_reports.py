@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.checks import ALL_CHECKS, Check, CheckResult, Status
-from harness.checks.base import failed, passed
+from harness.checks.base import passed
 from harness.errors import StepTimeout
 from harness.policy import Role, Tls, service_policy
 from harness.report import summary, to_json, to_junit

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import base64
 
-from harness.checks.base import Check, Outcome, failed, passed, skipped, verdict
-from harness.dialogue import imap_command, read_smtp_reply, smtp_command
+from harness.checks.base import Check, Outcome, failed, passed, verdict
+from harness.dialogue import read_smtp_reply, smtp_command
 from harness.policy import Role, ServicePolicy, Tls
 from harness.probes import decoy_credentials
 from harness.sessions import Session, open_session

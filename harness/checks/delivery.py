@@ -11,9 +11,9 @@ import hashlib
 import os
 
 from harness.checks.auth import authenticate
-from harness.checks.base import Check, Outcome, failed, passed, verdict
+from harness.checks.base import Check, Outcome, failed, verdict
 from harness.dialogue import read_smtp_reply, smtp_command
-from harness.imap import open_imaps
+from harness.imap import fetch_delivered, open_imaps
 from harness.mailbox import pop3_fetch
 from harness.message import TestMessage, dot_stuff, make_message, split_message
 from harness.policy import Role, ServicePolicy
@@ -50,11 +50,7 @@ def large_message(sender: str, recipient: str, via: str, total: int) -> TestMess
 async def _round_trip(target: Target, service: ServicePolicy, message: TestMessage, mail_options: list[str] | None = None) -> Outcome:
     sender, recipient = target.users[0], target.users[1]
     reply = await submit(target, service.name, sender, message, mail_options=mail_options)
-    imap = await open_imaps(target, recipient)
-    try:
-        over_imap = await imap.wait_for(message.token, DELIVERY_DEADLINE_S)
-    finally:
-        await imap.logout()
+    over_imap = await fetch_delivered(target, recipient, message.token, DELIVERY_DEADLINE_S)
     readers = {"IMAPS": over_imap}
     if target.is_open("pop3s"):
         readers["POP3S"] = await pop3_fetch(target, recipient, message.token, delete=True)
