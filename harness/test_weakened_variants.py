@@ -25,7 +25,7 @@ def test_harness_flags_exactly_the_broken_check(
     override = write_override(variant, build_dir, scratch)
     try:
         with running_lab(build_dir, f"mailstack-{variant.name}-{os.getpid()}", scratch, overrides=[override]) as lab:
-            results = asyncio.run(run_checks(lab.target))
+            results = asyncio.run(run_checks(variant.policy(lab.target)))
     except LabUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
     failing = {r.id for r in results if r.status is not Status.PASS}

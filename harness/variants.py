@@ -10,7 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import replace as replace_field
 from pathlib import Path
+
+from harness.policy import Tls
+from harness.target import Target
 
 
 
@@ -58,6 +62,8 @@ class Variant:
     breaks: str
     edits: tuple[Edit, ...]
     must_fail: frozenset[str]
+    # For a policy the server does not meet (rather than a server that is broken).
+    policy: Callable[[Target], Target] = lambda target: target
 
 
 def _main_cf(transform: Callable[[str], str]) -> Edit:
@@ -65,6 +71,22 @@ def _main_cf(transform: Callable[[str], str]) -> Edit:
 
 
 SMTP_PORTS = ("smtp.25", "smtp.465", "smtp.587")
+LOGIN_PORTS = ("smtp.465", "smtp.587", "imap.993", "pop3.995", "imap.143", "pop3.110")
+
+
+def _dovecot_conf(transform: Callable[[str], str]) -> Edit:
+    return Edit("dovecot", "/etc/dovecot/dovecot.conf", "context/dovecot/conf/dovecot.conf", transform)
+
+
+def _new_file(service: str, container_path: str, content: str) -> Edit:
+    # Any rendered file will do as a starting point: the transform ignores it.
+    return Edit(service, container_path, "context/postfix/conf/vmailbox", lambda _text: content)
+
+
+def _imap_143_closed(target: Target) -> Target:
+    services = dict(target.services)
+    services["imap"] = replace_field(services["imap"], tls=Tls.CLOSED)
+    return replace_field(target, services=services)
 
 VARIANTS = [
     Variant(
@@ -118,10 +140,63 @@ VARIANTS = [
     Variant(
         "plaintext-login-143",
         "Dovecot allows LOGIN on 143 before STARTTLS",
-        (Edit("dovecot", "/etc/dovecot/dovecot.conf", "context/dovecot/conf/dovecot.conf", append(
-            "protocol imap {\n  ssl = yes\n  disable_plaintext_auth = no\n}"
-        )),),
+        (_dovecot_conf(append("protocol imap {\n  ssl = yes\n  disable_plaintext_auth = no\n}")),),
         frozenset({"imap.143.auth-before-tls"}),
+    ),
+    Variant(
+        "auth-on-25",
+        "port 25 offers AUTH (after STARTTLS, as smtpd_tls_auth_only allows)",
+        (_main_cf(set_parameters({"smtpd_sasl_auth_enable": "yes"})),),
+        frozenset({"smtp.25.no-auth"}),
+    ),
+    Variant(
+        "broken-mechanism",
+        "CRAM-MD5 advertised, which SHA512-CRYPT hashes can never satisfy",
+        (_dovecot_conf(set_parameters({"auth_mechanisms": "plain login cram-md5"})),),
+        frozenset(f"{p}.auth-mechanisms" for p in LOGIN_PORTS),
+    ),
+    Variant(
+        "any-password",
+        "a fallback passdb that accepts any password",
+        (_dovecot_conf(append("passdb {\n  driver = static\n  args = nopassword=y\n}")),),
+        frozenset(f"{p}.wrong-password" for p in LOGIN_PORTS),
+    ),
+    Variant(
+        "unlisted-recipients",
+        "unknown local recipients accepted at RCPT (they would bounce later)",
+        (_main_cf(set_parameters({
+            "smtpd_reject_unlisted_recipient": "no",
+            "smtpd_recipient_restrictions": "reject_non_fqdn_recipient",
+        })),),
+        frozenset(f"{p}.unknown-recipient" for p in SMTP_PORTS),
+    ),
+    Variant(
+        "body-rewritten",
+        "a body_checks rule changes one line of message bodies in transit",
+        (
+            _new_file("postfix", "/etc/postfix/body_checks", "/^line 0001 /   REPLACE line 0001 rewritten\n"),
+            _main_cf(set_parameters({"body_checks": "regexp:/etc/postfix/body_checks"})),
+        ),
+        frozenset({"smtp.465.delivery", "smtp.587.delivery"}),
+    ),
+    Variant(
+        "size-below-policy",
+        "the server refuses mail below the size the policy promises",
+        (_main_cf(set_parameters({"message_size_limit": "5242880"})),),
+        frozenset({"smtp.465.size-near-limit"}),
+    ),
+    Variant(
+        "size-above-policy",
+        "the server accepts mail above the size the policy allows",
+        (_main_cf(set_parameters({"message_size_limit": "20971520"})),),
+        frozenset({"smtp.465.size-over-limit"}),
+    ),
+    Variant(
+        "open-when-closed",
+        "143 answers although the policy says it is closed",
+        (),
+        frozenset({"imap.143.closed"}),
+        policy=_imap_143_closed,
     ),
 ]
 
