@@ -172,12 +172,13 @@ VARIANTS = [
     ),
     Variant(
         "body-rewritten",
-        "a body_checks rule changes one line of message bodies in transit",
+        "body_checks rules change one line of ASCII and of UTF-8 bodies in transit",
         (
-            _new_file("postfix", "/etc/postfix/body_checks", "/^line 0001 /   REPLACE line 0001 rewritten\n"),
+            _new_file("postfix", "/etc/postfix/body_checks",
+                      "/^line 0001 /   REPLACE line 0001 rewritten\n/^Gr[^ ]* aus /   REPLACE rewritten aus \n"),
             _main_cf(set_parameters({"body_checks": "regexp:/etc/postfix/body_checks"})),
         ),
-        frozenset({"smtp.465.delivery", "smtp.587.delivery"}),
+        frozenset(f"smtp.{p}.{c}" for p in (465, 587) for c in ("delivery", "delivery-8bit")),
     ),
     Variant(
         "size-below-policy",

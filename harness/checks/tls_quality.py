@@ -179,10 +179,10 @@ async def certificate(target: Target, service: ServicePolicy) -> Outcome:
     if not result.served:
         return skipped("this Python cannot read the served certificates")
     days, problem = _verify_leaf(target, result.served)
-    if problem:
-        return failed(f"certificate does not verify for {target.server_name}: {problem}")
     if days < 0:
         return failed(f"certificate expired {-days} days ago")
+    if problem:
+        return failed(f"certificate does not verify for {target.server_name}: {problem}")
     return passed(f"verifies for {target.server_name} against {target.ca_file.name}; {days} days left")
 
 
