@@ -1,4 +1,5 @@
-"""`mailstack check` (or `python -m harness check`): a port-by-port verdict on a mail host.
+"""`mailstack check`: a port-by-port verdict on a mail host; `mailstack load`: exactly-once
+accounting of N messages sent under load (also `python -m harness ...`).
 
 Exit status: 0 every check passed (skips allowed), 1 a check failed, 2 usage or target
 error, 3 target unreachable.
@@ -8,13 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.table import Table
 
-from harness import report
+from harness import load, report
 from harness.checks import Status
 from harness.errors import TargetError
 from harness.policy import RFC8314, Tls, service_policy
@@ -44,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     check.add_argument("--json", type=Path, help="write a JSON report here")
     check.add_argument("--junit", type=Path, help="write a JUnit XML report here")
+    load = sub.add_parser("load", help="send N messages, read every mailbox back, account for each")
+    load.add_argument("--target", type=Path, required=True, help="target file (the lab's: build/target.json)")
+    load.add_argument("-n", "--count", type=int, default=200, help="messages to send (default 200, at most 100000)")
+    load.add_argument("-c", "--concurrency", type=int, default=20, help="sessions at once (default 20, at most 200)")
+    load.add_argument("--services", default="submissions,submission", help="submission services, in rotation")
+    load.add_argument("--deadline", type=float, default=120.0, help="seconds to wait for delivery (default 120)")
+    load.add_argument("--json", type=Path, help="write the per-message accounting here")
     return parser
 
 
@@ -100,11 +110,67 @@ async def check(args: argparse.Namespace, console: Console) -> int:
     return EXIT_FAILED if bad or not results else EXIT_OK
 
 
+async def run_load(args: argparse.Namespace, console: Console) -> int:
+    if not (1 <= args.count <= 100_000 and 1 <= args.concurrency <= 200):
+        raise TargetError("--count must be 1..100000 and --concurrency 1..200")
+    target = load_target(args.target)
+    services = [s.strip() for s in args.services.split(",") if s.strip()]
+    if not services or any(s not in ("submissions", "submission") for s in services):
+        raise TargetError("--services takes submissions and/or submission")
+    planned = load.plan_messages(target, args.count, services)
+    expected: dict[str, set[str]] = {}
+    for item in planned:
+        expected.setdefault(item.message.recipient, set()).add(item.message.token)
+    started = time.monotonic()
+    send_s = 0.0
+
+    async def send() -> list[load.Sent]:
+        nonlocal send_s
+        result = await load.send_all(target, planned, args.concurrency)
+        send_s = time.monotonic() - started
+        return result
+
+    # Mailboxes are read while mail is sent, so latency is 250 -> visible, not 250 -> end of run.
+    with console.status(f"sending {args.count} messages, {args.concurrency} at a time, reading mailboxes…"):
+        sent, seen = await asyncio.gather(send(), load.watch(target, expected, args.deadline))
+    total_s = time.monotonic() - started
+    result = load.account(sent, seen)
+    accepted = sum(1 for m in sent if m.accepted_at is not None)
+    delivered = result.count(load.Fate.DELIVERED)
+    table = Table(title=f"{args.count} messages, concurrency {args.concurrency}, over {', '.join(services)}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for fate in load.Fate:
+        table.add_row(fate.value, str(result.count(fate)))
+    table.add_row("accepted / s", f"{accepted / send_s:.1f}")
+    table.add_row("delivered / s (to visible)", f"{delivered / total_s:.1f}")
+    for label, fraction in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)):
+        table.add_row(f"latency 250 -> IMAP {label}", f"{1000 * load.percentile(result.latencies_s, fraction):.0f} ms")
+    console.print(table)
+    errors = sorted({m.error for m in sent if m.error})[:5]
+    for error in errors:
+        console.print(f"[yellow]refused:[/] {error}")
+    if args.json:
+        report.write(args.json, json.dumps({
+            "count": args.count, "concurrency": args.concurrency, "services": services,
+            "send_seconds": send_s, "total_seconds": total_s,
+            "fates": {fate.value: result.count(fate) for fate in load.Fate},
+            "latency_ms": {k: 1000 * load.percentile(result.latencies_s, f)
+                           for k, f in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))},
+            "messages": [{"token": m.token, "service": m.service, "fate": result.fates[m.token].value,
+                          "error": m.error} for m in sent],
+        }, indent=2))
+    lost = sum(result.count(f) for f in (load.Fate.MISSING, load.Fate.CORRUPTED, load.Fate.DUPLICATED))
+    return EXIT_FAILED if lost else EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Logs and CI are not terminals: give the ports × checks table room instead of 80 columns.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     try:
+        if args.command == "load":
+            return asyncio.run(run_load(args, console))
         return asyncio.run(check(args, console))
     except TargetError as exc:
         console.print(f"[red]target error:[/] {exc}")
