@@ -105,8 +105,12 @@ def plan_messages(target: Target, count: int, services: Sequence[str]) -> list[P
     ]
 
 
-async def send_all(target: Target, planned: Sequence[Planned], concurrency: int) -> list[Sent]:
-    """Submit every planned message, concurrency sessions at a time, a new connection each."""
+async def send_all(
+    target: Target, planned: Sequence[Planned], concurrency: int, refused: set[str] | None = None
+) -> list[Sent]:
+    """Submit every planned message, concurrency sessions at a time, a new connection each.
+    Tokens of messages that got no 250 are added to refused as soon as that is known."""
+    refused = refused if refused is not None else set()
     gate = asyncio.Semaphore(concurrency)
 
     async def one(item: Planned) -> Sent:
@@ -116,6 +120,7 @@ async def send_all(target: Target, planned: Sequence[Planned], concurrency: int)
             try:
                 await submit(target, item.service, item.sender, message)
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+                refused.add(message.token)
                 return Sent(message.token, message.recipient, item.service, digest, None, f"{type(exc).__name__}: {exc}")
         return Sent(message.token, message.recipient, item.service, digest, time.monotonic())
 
@@ -123,8 +128,18 @@ async def send_all(target: Target, planned: Sequence[Planned], concurrency: int)
 
 
 async def _fetch_new(session: ImapSession, after_uid: int) -> list[tuple[int, bytes]]:
-    """(uid, raw message) for messages with a UID above after_uid."""
-    response = await session._call("UID FETCH", session._client.uid("fetch", f"{after_uid + 1}:*", "(UID BODY.PEEK[])"))
+    """(uid, raw message) for messages with a UID above after_uid.
+
+    UIDs first, bodies only for new ones: "n:*" always matches the newest message, so
+    fetching bodies directly would download it again on every poll.
+    """
+    listing = await session._call("UID FETCH", session._client.uid("fetch", f"{after_uid + 1}:*", "(UID)"))
+    uids = {int(m.group(1)) for line in listing.lines if isinstance(line, bytes) for m in [_UID.search(line)] if m}
+    new = sorted(uid for uid in uids if uid > after_uid)
+    if not new:
+        return []
+    uid_set = ",".join(str(uid) for uid in new)
+    response = await session._call("UID FETCH", session._client.uid("fetch", uid_set, "(UID BODY.PEEK[])"))
     found: list[tuple[int, bytes]] = []
     uid = None
     for line in response.lines:  # aioimaplib: literals are bytearray, other lines bytes
@@ -138,8 +153,14 @@ async def _fetch_new(session: ImapSession, after_uid: int) -> list[tuple[int, by
     return found
 
 
-async def watch(target: Target, expected: dict[str, set[str]], deadline_s: float) -> dict[str, Seen]:
-    """Read each recipient's INBOX over IMAPS until every expected token arrived or time is up."""
+async def watch(
+    target: Target, expected: dict[str, set[str]], deadline_s: float, refused: set[str] | None = None
+) -> dict[str, Seen]:
+    """Read each recipient's INBOX over IMAPS until every expected token arrived or time is up.
+
+    refused is filled by the sender as it goes: a message that got no 250 is not waited for.
+    """
+    refused = refused if refused is not None else set()
     seen: dict[str, Seen] = {}
     accounts = {a.address: a for a in target.users}
 
@@ -150,6 +171,7 @@ async def watch(target: Target, expected: dict[str, set[str]], deadline_s: float
         grace_until: float | None = None
         try:
             while time.monotonic() < give_up:
+                waiting -= refused
                 if not waiting:
                     grace_until = grace_until or time.monotonic() + DUPLICATE_GRACE_S
                     if time.monotonic() > grace_until:
