@@ -6,6 +6,7 @@ from __future__ import annotations
 import aiosmtplib
 import pytest
 
+from harness.checks import transport
 from harness.imap import fetch_delivered
 from harness.message import body_sha256, make_message
 from harness.probes import (
@@ -19,12 +20,8 @@ from harness.probes import (
 from harness.target import Target
 
 pytestmark = pytest.mark.e2e
-CLEARTEXT_GREETINGS = (b"220", b"250", b"* OK", b"+OK", b"* BYE", b"-ERR", b"5", b"4")
-CLEARTEXT_HELLO = {
-    "submissions": b"EHLO probe.invalid\r\n",
-    "imaps": b"a1 CAPABILITY\r\n",
-    "pop3s": b"CAPA\r\n",
-}
+CLEARTEXT_HELLO = {service: transport.CLEARTEXT_HELLO[protocol]
+                   for service, protocol in (("submissions", "smtp"), ("imaps", "imap"), ("pop3s", "pop3"))}
 
 
 async def test_smtp_25_accepts_unauthenticated_mail_for_a_local_user(target: Target) -> None:
@@ -81,7 +78,7 @@ async def test_implicit_tls_port_never_speaks_cleartext(target: Target, service:
     result = await cleartext_client(target, service, CLEARTEXT_HELLO[service])
     assert not result.refused, f"{service} is not listening\n{result.transcript}"
     assert result.greeting == b"", result.transcript
-    assert not result.reply.startswith(CLEARTEXT_GREETINGS), result.transcript
+    assert not result.reply.startswith(transport.CLEARTEXT_GREETINGS), result.transcript
     # The same port does greet once TLS is up, so the silence above was not a dead port.
     assert (await tls_greeting(target, service)).startswith((b"220 ", b"* OK", b"+OK"))
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from passlib.hash import sha512_crypt
 
+from stack.files import write_atomic
+
 SCHEME = "{SHA512-CRYPT}"
 
 
@@ -58,11 +60,7 @@ def _read(path: Path) -> dict[str, Credential]:
 def _write(path: Path, credentials: dict[str, Credential]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump({a: asdict(c) for a, c in credentials.items()}, handle, indent=2)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps({a: asdict(c) for a, c in credentials.items()}, indent=2).encode(), 0o600)
 
 
 def load_or_create_credentials(path: Path, addresses: Iterable[str], rounds: int) -> dict[str, Credential]:

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from stack.files import write_atomic
+
 ROOT_VALIDITY = dt.timedelta(days=5 * 365)
 INTERMEDIATE_VALIDITY = dt.timedelta(days=3 * 365)
 LEAF_VALIDITY = dt.timedelta(days=365)
@@ -155,20 +157,11 @@ def _build_certificate(
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    """Write a key so that it is never readable by others, not even for a moment."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_atomic(path, data, 0o600)
 
 
 def _write_public(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_atomic(path, data, 0o644)
 
 
 def _save(issued: _Issued, cert_path: Path, key_path: Path) -> None:

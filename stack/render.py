@@ -8,13 +8,12 @@ a typo in a template into an error instead of an empty setting.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from stack.credentials import Credential
+from stack.files import write_atomic
 from stack.layout import SERVICES, BuildLayout
 from stack.settings import Settings
 from stack.tls_policy import TLS12_CIPHERS
@@ -29,6 +28,16 @@ CONTAINER_PORTS = {
     "pop3s": 995,
     "imap": 143,
     "pop3": 110,
+}
+# RFC 8314: implicit TLS for submission and access; STARTTLS where cleartext must exist.
+RFC8314_TLS = {
+    "smtp": "starttls",
+    "submissions": "implicit",
+    "submission": "starttls",
+    "imaps": "implicit",
+    "pop3s": "implicit",
+    "imap": "starttls",
+    "pop3": "starttls",
 }
 # Files that hold secrets or keys get no permission for others.
 _MODES = {"server.key": 0o600, "users": 0o640, "healthcheck.sh": 0o755}
@@ -55,17 +64,6 @@ def _jinja() -> Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Atomic write with the final mode set before the file appears."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 def template_values(settings: Settings, credentials: dict[str, Credential]) -> dict[str, object]:
@@ -112,9 +110,9 @@ def render_contexts(settings: Settings, layout: BuildLayout, credentials: dict[s
             shutil.rmtree(context)
         for filename, content in render_service_config(service, values).items():
             target = context / filename if filename == "healthcheck.sh" else context / "conf" / filename
-            _write(target, content, _MODES.get(filename, 0o644))
-        _write(context / "tls" / "server.key", pki.server_key.read_bytes(), 0o600)
-        _write(context / "tls" / "fullchain.pem", pki.server_chain.read_bytes(), 0o644)
+            write_atomic(target, content, _MODES.get(filename, 0o644))
+        write_atomic(context / "tls" / "server.key", pki.server_key.read_bytes(), 0o600)
+        write_atomic(context / "tls" / "fullchain.pem", pki.server_chain.read_bytes(), 0o644)
 
 
 def render_compose_env(settings: Settings, layout: BuildLayout) -> None:
@@ -127,7 +125,7 @@ def render_compose_env(settings: Settings, layout: BuildLayout) -> None:
     ]
     for service, port in settings.host_ports.model_dump().items():
         lines.append(f"MAILSTACK_PORT_{service.upper()}={port}")
-    _write(layout.compose_env, ("\n".join(lines) + "\n").encode(), 0o644)
+    write_atomic(layout.compose_env, ("\n".join(lines) + "\n").encode(), 0o644)
 
 
 def render_target(settings: Settings, layout: BuildLayout, credentials: dict[str, Credential]) -> None:
@@ -141,15 +139,7 @@ def render_target(settings: Settings, layout: BuildLayout, credentials: dict[str
         "message_size_limit": settings.message_size_limit,
         "ports": settings.host_ports.model_dump(),
         # The port policy the harness checks: RFC 8314, with 143/110 STARTTLS-only or closed.
-        "tls": {
-            "smtp": "starttls",
-            "submissions": "implicit",
-            "submission": "starttls",
-            "imaps": "implicit",
-            "pop3s": "implicit",
-            "imap": "closed" if not settings.imap_plaintext else "starttls",
-            "pop3": "closed" if not settings.pop3_plaintext else "starttls",
-        },
+        "tls": {**RFC8314_TLS, **{service: "closed" for service in closed_services(settings)}},
         "users": [{"address": a, "password": credentials[a].password} for a in settings.addresses],
     }
-    _write(layout.target, (json.dumps(target, indent=2) + "\n").encode(), 0o600)
+    write_atomic(layout.target, (json.dumps(target, indent=2) + "\n").encode(), 0o600)
