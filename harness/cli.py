@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from harness import load, report
+from harness.accounting import LOSSES, Fate, Sent
 from harness.checks import Status
 from harness.errors import TargetError
 from harness.policy import RFC8314, Tls, service_policy
@@ -51,8 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--target", type=Path, required=True, help="target file (the lab's: build/target.json)")
     load.add_argument("-n", "--count", type=int, default=200, help="messages to send (default 200, at most 100000)")
     load.add_argument("-c", "--concurrency", type=int, default=20, help="sessions at once (default 20, at most 200)")
-    load.add_argument("--services", default="submissions,submission", help="submission services, in rotation")
-    load.add_argument("--deadline", type=float, default=120.0, help="seconds to wait for delivery (default 120)")
+    load.add_argument("--services", default="submissions,submission",
+                      help="services in rotation: submissions (465), submission (587), smtp (25, relayed in)")
+    load.add_argument("--deadline", type=float, default=120.0, help="seconds to wait for delivery after the last send (default 120)")
     load.add_argument("--json", type=Path, help="write the per-message accounting here")
     return parser
 
@@ -111,59 +114,55 @@ async def check(args: argparse.Namespace, console: Console) -> int:
 
 
 async def run_load(args: argparse.Namespace, console: Console) -> int:
-    if not (1 <= args.count <= 100_000 and 1 <= args.concurrency <= 200):
-        raise TargetError("--count must be 1..100000 and --concurrency 1..200")
+    if not (1 <= args.count <= 100_000 and 1 <= args.concurrency <= 200 and 1 <= args.deadline <= 3600):
+        raise TargetError("--count must be 1..100000, --concurrency 1..200 and --deadline 1..3600")
     target = load_target(args.target)
     services = [s.strip() for s in args.services.split(",") if s.strip()]
-    if not services or any(s not in ("submissions", "submission") for s in services):
-        raise TargetError("--services takes submissions and/or submission")
-    planned = load.plan_messages(target, args.count, services)
-    expected: dict[str, set[str]] = {}
-    for item in planned:
-        expected.setdefault(item.message.recipient, set()).add(item.message.token)
-    started = time.monotonic()
-    send_s = 0.0
-    refused: set[str] = set()
+    try:
+        planned = load.plan_messages(target, args.count, services)
+    except ValueError as exc:
+        raise TargetError(str(exc)) from exc
+    bars = Progress(
+        TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(), console=console, transient=not console.is_terminal,
+        disable=not console.is_terminal,
+    )
+    sending = bars.add_task("250", total=args.count, note="")
+    reading = bars.add_task("in IMAP", total=args.count, note="")
+    refused = 0
 
-    async def send() -> list[load.Sent]:
-        nonlocal send_s
-        result = await load.send_all(target, planned, args.concurrency, refused)
-        send_s = time.monotonic() - started
-        return result
+    def on_sent(sent: Sent) -> None:
+        nonlocal refused
+        refused += sent.accepted_at is None
+        bars.update(sending, advance=1, note=f"refused {refused}" if refused else "")
 
-    # Mailboxes are read while mail is sent, so latency is 250 -> visible, not 250 -> end of run.
-    with console.status(f"sending {args.count} messages, {args.concurrency} at a time, reading mailboxes…"):
-        sent, seen = await asyncio.gather(send(), load.watch(target, expected, args.deadline, refused))
-    # Delivery rate up to the last message seen, not including the final wait for stragglers.
-    total_s = max(max((s.first_seen_at for s in seen.values()), default=time.monotonic()) - started, 1e-6)
-    result = load.account(sent, seen)
-    accepted = sum(1 for m in sent if m.accepted_at is not None)
-    delivered = result.count(load.Fate.DELIVERED)
-    table = Table(title=f"{args.count} messages, concurrency {args.concurrency}, over {', '.join(services)}")
+    with bars:
+        result = await load.run(
+            target, planned, args.concurrency, args.deadline,
+            load.Progress(on_sent=on_sent, on_seen=lambda token: bars.update(reading, advance=1)),
+        )
+    console.print(load_table(result, f"{args.count} messages, concurrency {args.concurrency}, over {', '.join(services)}"))
+    for error, times in list(result.errors().items())[:5]:
+        console.print(f"[yellow]refused {times}x:[/] {error}")
+    if args.json:
+        report.write(args.json, json.dumps({"concurrency": args.concurrency, "services": services, **result.to_json()},
+                                           indent=2))
+    # Without a fault there is no excuse for a duplicate either.
+    return EXIT_FAILED if result.accounting.losses or result.accounting.duplicates else EXIT_OK
+
+
+def load_table(result: load.LoadResult, title: str) -> Table:
+    table = Table(title=title)
     table.add_column("figure")
     table.add_column("value", justify="right")
-    for fate in load.Fate:
-        table.add_row(fate.value, str(result.count(fate)))
-    table.add_row("accepted / s", f"{accepted / send_s:.1f}")
-    table.add_row("delivered / s (to visible)", f"{delivered / total_s:.1f}")
-    for label, fraction in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)):
-        table.add_row(f"latency 250 -> IMAP {label}", f"{1000 * load.percentile(result.latencies_s, fraction):.0f} ms")
-    console.print(table)
-    errors = sorted({m.error for m in sent if m.error})[:5]
-    for error in errors:
-        console.print(f"[yellow]refused:[/] {error}")
-    if args.json:
-        report.write(args.json, json.dumps({
-            "count": args.count, "concurrency": args.concurrency, "services": services,
-            "send_seconds": send_s, "total_seconds": total_s,
-            "fates": {fate.value: result.count(fate) for fate in load.Fate},
-            "latency_ms": {k: 1000 * load.percentile(result.latencies_s, f)
-                           for k, f in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))},
-            "messages": [{"token": m.token, "service": m.service, "fate": result.fates[m.token].value,
-                          "error": m.error} for m in sent],
-        }, indent=2))
-    lost = sum(result.count(f) for f in (load.Fate.MISSING, load.Fate.CORRUPTED, load.Fate.DUPLICATED))
-    return EXIT_FAILED if lost else EXIT_OK
+    for fate in Fate:
+        style = "red" if fate in (*LOSSES, Fate.DUPLICATED) and result.accounting.count(fate) else ""
+        table.add_row(fate.value, f"[{style}]{result.accounting.count(fate)}[/]" if style else str(result.accounting.count(fate)))
+    table.add_row("accepted / s", f"{result.accepted_per_s:.1f}")
+    table.add_row("delivered / s (to visible)", f"{result.delivered_per_s:.1f}")
+    for label, value in result.latency_ms().items():
+        table.add_row(f"latency 250 -> IMAP {label}", f"{value:.0f} ms")
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,9 @@ and the compose project has its own name and volumes, removed at the end.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -84,6 +86,43 @@ class RunningLab:
 
     def exec(self, service: str, *command: str) -> str:
         return self.compose_run("exec", "-T", service, *command)
+
+    def container_state(self, service: str) -> ContainerState:
+        """The service's container as Docker sees it now (id, pid, restarts, health)."""
+        container_id = self.compose_run("ps", "-q", "--all", service).strip()
+        if not container_id:
+            raise LabUnavailable(f"no container for service {service}")
+        done = subprocess.run(["docker", "inspect", container_id], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise LabUnavailable(f"docker inspect {service} failed: {done.stderr.strip()}")
+        info = json.loads(done.stdout)[0]
+        state = info["State"]
+        return ContainerState(
+            container_id, state["Status"], state.get("Pid", 0), info["RestartCount"], state["StartedAt"],
+            state.get("Health", {}).get("Status", ""),
+        )
+
+    def crash(self, service: str) -> ContainerState:
+        """SIGKILL the container's main process from the host, as a crash or the OOM killer
+        would. (`docker kill` would count as a deliberate stop and disable the restart policy.)"""
+        before = self.container_state(service)
+        if before.pid <= 0:
+            raise LabUnavailable(f"{service} is not running (state {before.status})")
+        os.kill(before.pid, signal.SIGKILL)
+        return before
+
+    def logs(self, service: str) -> str:
+        return self.compose_run("logs", "--no-color", "--no-log-prefix", service)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    id: str
+    status: str  # running, restarting, exited...
+    pid: int  # on the host; 0 when not running
+    restart_count: int
+    started_at: str
+    health: str  # healthy, starting, unhealthy, or "" without a health check
 
 
 @contextmanager

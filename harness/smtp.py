@@ -64,16 +64,38 @@ async def submit(
     client = await open_submission(target, service, timeout)
     try:
         await client.login(account.address, account.password)
-        errors, reply = await client.sendmail(
-            message.sender, [message.recipient], message.raw, mail_options=mail_options or []
-        )
-        if errors:
-            raise aiosmtplib.SMTPRecipientsRefused(
-                [aiosmtplib.SMTPRecipientRefused(r.code, r.message, rcpt) for rcpt, r in errors.items()]
-            )
-        return reply
+        return await _send(client, message, mail_options or [])
     finally:
-        try:
-            await client.quit()
-        except aiosmtplib.SMTPException:
-            client.close()
+        await _quit(client)
+
+
+async def relay_in(target: Target, message: TestMessage, timeout: float = DEFAULT_TIMEOUT_S) -> str:
+    """Deliver on 25 as another mail server would: STARTTLS (verified), no AUTH."""
+    client = aiosmtplib.SMTP(
+        hostname=target.server_name,
+        sock=await connected_socket(target.host, target.port("smtp"), timeout),
+        start_tls=True,
+        tls_context=target.tls_context,
+        timeout=timeout,
+    )
+    await client.connect()
+    try:
+        return await _send(client, message, [])
+    finally:
+        await _quit(client)
+
+
+async def _send(client: aiosmtplib.SMTP, message: TestMessage, mail_options: list[str]) -> str:
+    errors, reply = await client.sendmail(message.sender, [message.recipient], message.raw, mail_options=mail_options)
+    if errors:
+        raise aiosmtplib.SMTPRecipientsRefused(
+            [aiosmtplib.SMTPRecipientRefused(r.code, r.message, rcpt) for rcpt, r in errors.items()]
+        )
+    return reply
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    try:
+        await client.quit()
+    except aiosmtplib.SMTPException:
+        client.close()

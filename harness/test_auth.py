@@ -78,3 +78,12 @@ async def test_authenticated_user_cannot_send_as_another_user(target: Target) ->
         assert refused.value.recipients[0].code == 553
     finally:
         await client.quit()
+
+
+@pytest.mark.parametrize("starttls", [False, True], ids=["cleartext", "starttls"])
+async def test_port_25_refuses_our_own_domain_as_sender_without_login(target: Target, starttls: bool) -> None:
+    # Another server may deliver to our users on 25, but not in our users' names.
+    forged = await smtp_envelope(target, "smtp", target.users[0].address, target.users[1].address, starttls=starttls)
+    assert 500 <= forged.rcpt.code < 600 and "465 or 587" in forged.rcpt.text, forged.transcript
+    stranger = await smtp_envelope(target, "smtp", "someone@sender.example", target.users[1].address, starttls=starttls)
+    assert stranger.rcpt.code == 250, stranger.transcript

@@ -40,7 +40,8 @@ RFC8314_TLS = {
     "pop3": "starttls",
 }
 # Files that hold secrets or keys get no permission for others.
-_MODES = {"server.key": 0o600, "users": 0o640, "healthcheck.sh": 0o755}
+_MODES = {"server.key": 0o600, "users": 0o640}
+SCRIPT_SUFFIX = ".sh"  # scripts (health check, entrypoint) go next to the Dockerfile's conf/, executable
 
 
 def image_name(settings: Settings, service: str) -> str:
@@ -80,6 +81,7 @@ def template_values(settings: Settings, credentials: dict[str, Credential]) -> d
         "pop3_plaintext": settings.pop3_plaintext,
         "message_size_limit": settings.message_size_limit,
         "dovecot_service": settings.dovecot_service,
+        "queue_retry": settings.queue_retry.model_dump(),
         "tls12_ciphers": TLS12_CIPHERS,
     }
 
@@ -109,8 +111,10 @@ def render_contexts(settings: Settings, layout: BuildLayout, credentials: dict[s
         if context.exists():
             shutil.rmtree(context)
         for filename, content in render_service_config(service, values).items():
-            target = context / filename if filename == "healthcheck.sh" else context / "conf" / filename
-            write_atomic(target, content, _MODES.get(filename, 0o644))
+            if filename.endswith(SCRIPT_SUFFIX):
+                write_atomic(context / filename, content, 0o755)
+            else:
+                write_atomic(context / "conf" / filename, content, _MODES.get(filename, 0o644))
         write_atomic(context / "tls" / "server.key", pki.server_key.read_bytes(), 0o600)
         write_atomic(context / "tls" / "fullchain.pem", pki.server_chain.read_bytes(), 0o644)
 

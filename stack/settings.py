@@ -74,6 +74,27 @@ class HostPorts(BaseModel):
         return self
 
 
+class QueueRetry(BaseModel):
+    """When Postfix retries deferred mail (seconds).
+
+    Postfix's defaults (300/300/4000) are tuned for remote hosts; here the usual cause of a
+    deferral is the local Dovecot restarting, so accepted mail should move within seconds
+    of its return. Retries still back off, doubling up to maximal_backoff.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    queue_run_delay: int = Field(default=10, ge=1, le=3600, description="how often the deferred queue is scanned")
+    minimal_backoff: int = Field(default=10, ge=1, le=3600, description="first retry after a deferral")
+    maximal_backoff: int = Field(default=300, ge=1, le=86400, description="longest wait between two retries")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> QueueRetry:
+        if not self.queue_run_delay <= self.minimal_backoff <= self.maximal_backoff:
+            raise ValueError("need queue_run_delay <= minimal_backoff <= maximal_backoff (Postfix's rule)")
+        return self
+
+
 class Settings(BaseSettings):
     """What a lab operator chooses; everything else is derived."""
 
@@ -95,6 +116,7 @@ class Settings(BaseSettings):
     )
     message_size_limit: int = Field(default=10 * 1024 * 1024, ge=1024 * 1024, le=512 * 1024 * 1024)
     host_ports: HostPorts = Field(default_factory=HostPorts)
+    queue_retry: QueueRetry = Field(default_factory=QueueRetry)
     dovecot_service: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")] = "dovecot"
     password_rounds: int = Field(
         default=5000,

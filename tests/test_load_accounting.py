@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from harness.load import Fate, Seen, Sent, account, percentile
+from pathlib import Path
+
+import pytest
+
+from harness.accounting import Fate, Seen, Sent, account, percentile, worst
+from harness.load import plan_messages
+from harness.target import Target
+from tests.test_policy_and_reports import make_target
 
 
 def sent(token: str, accepted: float | None = 1.0, digest: str = "h") -> Sent:
@@ -28,9 +35,49 @@ def test_each_fate() -> None:
     assert result.count(Fate.MISSING) == 1
 
 
-def test_refused_but_delivered_still_counts_as_delivered() -> None:
-    # A client that saw no 250 may still find the message (SMTP allows it); not a loss.
-    assert account([sent("x", accepted=None)], {"x": Seen(1, 2.0, ["h"])}).fates["x"] is Fate.DELIVERED
+def test_refused_but_delivered_is_unconfirmed_not_a_loss() -> None:
+    # A client that saw no 250 may still find the message (the reply was lost): SMTP allows it.
+    result = account([sent("x", accepted=None)], {"x": Seen(1, 2.0, ["h"])})
+    assert result.fates["x"] is Fate.UNCONFIRMED and result.losses == 0 and result.latencies_s == []
+
+
+def test_duplicates_are_counted_apart_from_losses() -> None:
+    result = account([sent("x", accepted=None), sent("y")], {"x": Seen(2, 2.0, ["h", "h"]), "y": Seen(2, 2.0, ["h", "h"])})
+    assert (result.duplicates, result.losses) == (2, 0)
+
+
+def test_views_disagreeing_give_the_worse_fate() -> None:
+    imap = {"a": Seen(1, 1.5, ["h"]), "b": Seen(1, 1.5, ["h"])}
+    pop3 = {"a": Seen(1, 9.0, ["h"]), "b": Seen(1, 9.0, ["other"])}
+    result = account([sent("a"), sent("b"), sent("c")], imap, pop3)
+    assert result.fates == {"a": Fate.DELIVERED, "b": Fate.CORRUPTED, "c": Fate.MISSING}
+    assert result.losses == 2
+    assert result.latencies_s == [0.5]  # from the first (live IMAP) view only
+    assert account([sent("a")], imap, {}).fates["a"] is Fate.MISSING  # POP3 does not show it
+
+
+def test_worst_follows_severity() -> None:
+    assert worst([Fate.DELIVERED, Fate.MISSING, Fate.DUPLICATED]) is Fate.DUPLICATED
+    assert worst([Fate.REFUSED, Fate.UNCONFIRMED]) is Fate.UNCONFIRMED
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Target:
+    return make_target(tmp_path)
+
+
+def test_plan_rotates_services_and_relays_port_25_from_another_domain(target: Target) -> None:
+    plan = plan_messages(target, 6, ["submissions", "submission", "smtp"])
+    assert [p.service for p in plan] == ["submissions", "submission", "smtp"] * 2
+    assert all((p.sender is None) == (p.service == "smtp") for p in plan)
+    assert {p.message.sender for p in plan if p.service == "smtp"} == {"load@sender.example"}
+    assert len({p.message.token for p in plan}) == 6
+    assert all(p.message.sender != p.message.recipient for p in plan if p.sender)
+
+
+def test_plan_rejects_unknown_services(target: Target) -> None:
+    with pytest.raises(ValueError, match="imaps"):
+        plan_messages(target, 1, ["imaps"])
 
 
 def test_percentile_nearest_rank() -> None:

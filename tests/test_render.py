@@ -62,6 +62,29 @@ def test_port_25_offers_starttls_without_auth(settings: Settings) -> None:
     assert "smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination" in main_cf
 
 
+def test_port_25_refuses_our_domain_as_sender(settings: Settings) -> None:
+    main_cf = config(settings, "postfix", "main.cf")
+    assert "smtpd_sender_restrictions = check_sender_access texthash:/etc/postfix/sender_access" in main_cf
+    # Needs SASL, which 25 does not enable: Postfix would ignore it with a warning.
+    assert "reject_unauthenticated_sender_login_mismatch" not in main_cf.split("#")[0]
+    access = config(settings, "postfix", "sender_access")
+    assert re.search(rf"^{re.escape(settings.mail_domain)} REJECT 5\.7\.1 ", access, re.M)
+
+
+def test_retry_timing_comes_from_settings(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    tuned = load_settings(empty, queue_retry={"queue_run_delay": 5, "minimal_backoff": 7,
+                                                                 "maximal_backoff": 60})
+    main_cf = config(tuned, "postfix", "main.cf")
+    assert "queue_run_delay = 5s\nminimal_backoff_time = 7s\nmaximal_backoff_time = 60s" in main_cf
+
+
+def test_dovecot_drains_lmtp_on_stop(settings: Settings) -> None:
+    assert re.search(r"^shutdown_clients = no$", config(settings, "dovecot", "dovecot.conf"), re.M)
+    assert "(lmtp)" in config(settings, "dovecot", "entrypoint.sh")
+
+
 def test_465_is_implicit_tls_with_auth_required(settings: Settings) -> None:
     block = service_block(config(settings, "postfix", "master.cf"), "submissions")
     for option in ("smtpd_tls_wrappermode=yes", "smtpd_sasl_auth_enable=yes", "smtpd_relay_restrictions=permit_sasl_authenticated,reject"):
@@ -132,6 +155,7 @@ def test_context_file_modes(layout: BuildLayout) -> None:
     for service in ("postfix", "dovecot"):
         assert stat.S_IMODE((layout.context(service) / "tls" / "server.key").stat().st_mode) == 0o600
         assert stat.S_IMODE((layout.context(service) / "healthcheck.sh").stat().st_mode) == 0o755
+    assert stat.S_IMODE((layout.context("dovecot") / "entrypoint.sh").stat().st_mode) == 0o755
     assert stat.S_IMODE((layout.context("dovecot") / "conf" / "users").stat().st_mode) == 0o640
     assert stat.S_IMODE(layout.target.stat().st_mode) == 0o600
     assert stat.S_IMODE(layout.credentials.stat().st_mode) == 0o600

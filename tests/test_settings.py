@@ -86,3 +86,10 @@ def test_binary_file_and_directory_are_settings_errors(tmp_path: Path) -> None:
         load_settings(path)
     with pytest.raises(SettingsError, match="is not a file"):
         load_settings(tmp_path)
+
+
+def test_retry_timing_must_follow_postfix_ordering(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, "")).queue_retry.minimal_backoff == 10
+    path = write(tmp_path, "[queue_retry]\nqueue_run_delay = 30\nminimal_backoff = 10\n")
+    with pytest.raises(SettingsError, match="queue_run_delay <= minimal_backoff <= maximal_backoff"):
+        load_settings(path)
