@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: up down clean build render test unit e2e check-lab
+.PHONY: up down clean build render test unit check-lab queue load
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,5 +34,13 @@ test: $(INSTALLED)  ## unit tests, then the end-to-end harness against a lab sta
 unit: $(INSTALLED)  ## unit tests only (no Docker)
 	$(PY) -m pytest tests
 
-check-lab: $(INSTALLED)  ## the end-to-end harness against the lab that `make up` started
-	$(PY) -m pytest harness --target build/target.json
+check-lab: $(INSTALLED)  ## the end-to-end harness against the lab that `make up` started (tests that need labs of their own run in `make test`)
+	$(PY) -m pytest harness --target build/target.json -m "not own_lab"
+
+queue: $(INSTALLED)  ## what waits in Postfix's queue, and why
+	$(PY) -m stack queue
+
+N ?= 2000
+C ?= 20
+load: $(INSTALLED)  ## N messages (default 2000) at concurrency C (default 20) against the lab, each accounted for
+	$(PY) -m harness load --target build/target.json -n $(N) -c $(C) --services submissions,submission,smtp

@@ -69,6 +69,19 @@ class RunningLab:
 
     target: Target
     compose: DockerCompose
+    project: str
+    build_dir: Path
+
+    def stack(self, *args: str) -> str:
+        """`python -m stack <args>` aimed at this lab (its build dir and compose project)."""
+        done = subprocess.run(
+            [sys.executable, "-m", "stack", "--build-dir", str(self.build_dir), *args],
+            cwd=REPO_ROOT, env={**os.environ, "MAILSTACK_COMPOSE_PROJECT": self.project},
+            capture_output=True, text=True,
+        )
+        if done.returncode != 0:
+            raise LabUnavailable(f"python -m stack {' '.join(args)} failed (exit {done.returncode}): {done.stderr}")
+        return done.stdout
 
     def compose_run(self, *args: str) -> str:
         done = subprocess.run(
@@ -154,6 +167,6 @@ def running_lab(
         tail = "\n".join((stdout + stderr).splitlines()[-LOG_TAIL_LINES:])
         raise LabUnavailable(f"docker compose up failed: {exc}\n--- last {LOG_TAIL_LINES} log lines ---\n{tail}") from exc
     try:
-        yield RunningLab(target.with_ports(ports), compose)
+        yield RunningLab(target.with_ports(ports), compose, project, build_dir)
     finally:
         compose.stop()

@@ -224,6 +224,30 @@ async def pop3_census(target: Target, expected: dict[str, set[str]]) -> dict[str
     return seen
 
 
+async def census(
+    target: Target, expected: dict[str, set[str]], deadline_s: float
+) -> tuple[dict[str, Seen], dict[str, Seen]]:
+    """Both mailbox views of the expected tokens, over the whole INBOX (not only new mail):
+    IMAPS, waiting up to deadline_s for all of them, then POP3S. For mail sent earlier,
+    e.g. before a restart or while the disk was full."""
+    accounts = {a.address: a for a in target.users}
+    watchers = []
+    for address, tokens in expected.items():
+        watcher = MailboxWatcher(target, accounts[address], tokens)
+        watchers.append(watcher)
+    give_up = time.monotonic() + deadline_s
+    await asyncio.gather(*(w.follow(lambda: give_up, set(), lambda token: None) for w in watchers))
+    imap_seen = {token: seen for w in watchers for token, seen in w.seen.items()}
+    return imap_seen, await pop3_census(target, expected)
+
+
+def expected_by_recipient(messages: Sequence[TestMessage]) -> dict[str, set[str]]:
+    expected: dict[str, set[str]] = {}
+    for message in messages:
+        expected.setdefault(message.recipient, set()).add(message.token)
+    return expected
+
+
 @dataclass(frozen=True)
 class LoadResult:
     sent: list[Sent]
@@ -289,9 +313,7 @@ async def run(
     rate (messages/s) spreads the sending out so that it spans such a fault.
     """
     progress = progress or Progress()
-    expected: dict[str, set[str]] = {}
-    for item in planned:
-        expected.setdefault(item.message.recipient, set()).add(item.message.token)
+    expected = expected_by_recipient([item.message for item in planned])
     accounts = {a.address: a for a in target.users}
     watchers = await asyncio.gather(*(MailboxWatcher.open(target, accounts[r], t) for r, t in expected.items()))
     refused: set[str] = set()

@@ -12,7 +12,7 @@ from harness.lab import RunningLab
 from harness.message import body_sha256, make_message
 from harness.readiness import wait_until_ready
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_lab]
 
 
 async def test_mail_accepted_while_dovecot_is_down_is_delivered_when_it_returns(fresh_lab: RunningLab) -> None:

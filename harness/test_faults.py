@@ -21,7 +21,7 @@ from harness.message import make_message
 from harness.smtp import submit
 from harness.target import Target
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_lab]
 
 MESSAGES = 240
 CONCURRENCY = 10

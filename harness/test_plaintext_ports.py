@@ -112,6 +112,7 @@ async def test_pop3_110_refuses_user_pass_before_stls(target: Target) -> None:
     assert "USER" in [c.upper() for c in result.capabilities_after_tls], result.transcript
 
 
+@pytest.mark.own_lab
 @pytest.mark.parametrize("service", ["imap", "pop3"])
 async def test_plaintext_port_switched_off_is_closed(plaintext_off_target: Target, service: str) -> None:
     hello = b"a1 CAPABILITY\r\n" if service == "imap" else b"CAPA\r\n"

@@ -13,7 +13,7 @@ from harness.lab import LabUnavailable, running_lab
 from harness.runner import run_checks
 from harness.variants import VARIANTS, Variant, write_override
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_lab]
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)

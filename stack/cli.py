@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from stack import images, lab
+from stack import images, lab, queue
 from stack.credentials import load_or_create_credentials
 from stack.errors import StackError
 from stack.layout import SERVICES, BuildLayout
@@ -38,7 +38,31 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--force-pki", action="store_true", help="replace CA and certificates")
     sub.add_parser("down", help="stop the lab; mail and queue volumes are kept")
     sub.add_parser("clean", help="stop the lab, delete its volumes and the build folder")
+    sub.add_parser("queue", help="what waits in Postfix's queue, and why")
     return parser
+
+
+def show_queue(settings: Settings, layout: BuildLayout) -> None:
+    summary = queue.summarize(queue.parse_postqueue_json(lab.postqueue_json(layout, settings.compose_project)))
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    if not summary.total:
+        out.print("The queue is empty: all accepted mail has been delivered.")
+        return
+    out.print(", ".join(f"{count} {name}" for name, count in sorted(summary.by_queue.items())) + " in the queue")
+    table = Table(title="Why mail is waiting", show_lines=True)
+    table.add_column("recipients", justify="right")
+    table.add_column("reason (Postfix)")
+    table.add_column("what to do")
+    for deferral in summary.deferrals:
+        table.add_row(str(deferral.count), deferral.reason, deferral.hint.format(project=settings.compose_project))
+    if summary.deferrals:
+        out.print(table)
+    if summary.dovecot_involved:
+        errors = queue.problem_lines(lab.logs(layout, settings.compose_project, "dovecot"))
+        if errors:
+            out.print("Last errors in the Dovecot log:")
+            for line in errors:
+                out.print(f"  {line}", soft_wrap=True)
 
 
 def _step(text: str) -> None:
@@ -117,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "down":
             lab.down(layout, settings.compose_project)
             _step(f"lab {settings.compose_project} stopped (mail and queue volumes kept)")
+            return 0
+        if args.command == "queue":
+            show_queue(settings, layout)
             return 0
         if args.command == "clean":
             lab.down(layout, settings.compose_project, volumes=True)

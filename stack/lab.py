@@ -69,3 +69,17 @@ def down(layout: BuildLayout, project: str, *, volumes: bool = False) -> None:
     require_compose()
     args = ["down", "--remove-orphans"] + (["--volumes"] if volumes else [])
     _run(compose_command(layout, project, *args), "docker compose down")
+
+
+def postqueue_json(layout: BuildLayout, project: str) -> str:
+    """`postqueue -j` inside the running Postfix container."""
+    require_compose()
+    return _run(compose_command(layout, project, "exec", "-T", "postfix", "postqueue", "-j"), "postqueue -j")
+
+
+def logs(layout: BuildLayout, project: str, service: str, tail: int = 500) -> str:
+    require_compose()
+    return _run(
+        compose_command(layout, project, "logs", "--no-color", "--no-log-prefix", "--tail", str(tail), service),
+        f"docker compose logs {service}",
+    )

@@ -1,0 +1,116 @@
+"""`make down`, a rebuild and `make up` keep every mailbox and the queue (named volumes).
+
+This drives `python -m stack` (what the Makefile runs) with a project, image names and host
+ports of its own, so the user's lab and the other tests' labs are left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.accounting import Fate, Sent, account
+from harness.conftest import HARNESS_BUILD
+from harness.lab import REPO_ROOT, free_port
+from harness.load import census, expected_by_recipient
+from harness.message import TestMessage, body_sha256, make_message
+from harness.readiness import wait_until_ready
+from harness.smtp import relay_in, submit
+from harness.target import SERVICES, Target, load_target
+
+pytestmark = [pytest.mark.e2e, pytest.mark.own_lab]
+
+DELIVERED, QUEUED = 12, 6
+
+
+class StackCli:
+    """`python -m stack` for one build dir and one set of settings overrides."""
+
+    def __init__(self, build_dir: Path, env: dict[str, str]) -> None:
+        self.build_dir, self.env = build_dir, {**os.environ, **env}
+        self.project = env["MAILSTACK_COMPOSE_PROJECT"]
+
+    def __call__(self, *args: str, **extra_env: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "stack", "--build-dir", str(self.build_dir), *args],
+            cwd=REPO_ROOT, env={**self.env, **extra_env}, capture_output=True, text=True,
+        )
+        assert done.returncode == 0, f"python -m stack {' '.join(args)} exit {done.returncode}:\n{done.stderr}"
+        return done.stdout
+
+    def compose(self, *args: str) -> str:
+        done = subprocess.run(["docker", "compose", "-p", self.project, *args], capture_output=True, text=True)
+        assert done.returncode == 0, f"docker compose {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    def image_id(self, service: str) -> str:
+        name = f"{self.env['MAILSTACK_IMAGE_PREFIX']}/{service}:latest"
+        done = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", name], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def target(self) -> Target:
+        return load_target(self.build_dir / "target.json")
+
+
+@pytest.fixture
+def stack_cli() -> Iterator[StackCli]:
+    prefix = os.environ.get("MAILSTACK_IMAGE_PREFIX", "mailstack")
+    env = {
+        "MAILSTACK_COMPOSE_PROJECT": f"mailstack-persist-{os.getpid()}",
+        "MAILSTACK_IMAGE_PREFIX": f"{prefix}-persist",
+        **{f"MAILSTACK_HOST_PORTS__{service.upper()}": str(free_port()) for service in SERVICES},
+    }
+    cli = StackCli(HARNESS_BUILD / "persist", env)
+    try:
+        yield cli
+    finally:
+        cli("clean")  # containers, volumes and this test's images
+
+
+def sent_record(message: TestMessage, service: str) -> Sent:
+    return Sent(message.token, message.recipient, service, body_sha256(message.raw), time.monotonic())
+
+
+async def test_down_rebuild_up_keeps_mailboxes_and_queue(stack_cli: StackCli) -> None:
+    stack_cli("up")
+    target = stack_cli.target()
+    await wait_until_ready(target)
+    sender, recipient = target.users[0], target.users[1]
+
+    delivered = [make_message(sender.address, recipient.address, via=f"before-down-{n}") for n in range(DELIVERED)]
+    for n, message in enumerate(delivered):
+        await submit(target, ("submissions", "submission")[n % 2], sender, message)
+    imap_seen, _ = await census(target, expected_by_recipient(delivered), deadline_s=30)
+    assert len(imap_seen) == DELIVERED
+
+    # Mail still in the queue when the lab goes down: accepted on 25 while Dovecot is stopped.
+    stack_cli.compose("stop", "dovecot")
+    queued = [make_message("someone@sender.example", recipient.address, via=f"queued-{n}") for n in range(QUEUED)]
+    for message in queued:
+        await relay_in(target, message)
+    in_queue = [json.loads(line) for line in stack_cli.compose("exec", "-T", "postfix", "postqueue", "-j").splitlines()]
+    assert len(in_queue) == QUEUED, in_queue
+
+    images_before = {service: stack_cli.image_id(service) for service in ("postfix", "dovecot")}
+    stack_cli("down")
+    # A changed setting and new certificates: both images are rebuilt, the containers recreated.
+    stack_cli("up", "--force-pki", MAILSTACK_MESSAGE_SIZE_LIMIT=str(12 * 1024 * 1024))
+    for service, image in images_before.items():
+        assert stack_cli.image_id(service) != image, f"{service} image was not rebuilt"
+
+    target = stack_cli.target()  # new CA
+    await wait_until_ready(target)
+    everything = delivered + queued
+    imap_seen, pop3_seen = await census(target, expected_by_recipient(everything), deadline_s=60)
+    sent = [sent_record(m, "submissions") for m in delivered] + [sent_record(m, "smtp") for m in queued]
+    result = account(sent, imap_seen, pop3_seen)
+    assert result.count(Fate.DELIVERED) == len(everything), {f.value: result.count(f) for f in Fate}
