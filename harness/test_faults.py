@@ -9,15 +9,18 @@ ends by itself, so every test is bounded: sending, then at most DELIVERY_DEADLIN
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from harness.accounting import Fate, Sent
+from harness.flood import FloodStats, flood
 from harness.lab import RunningLab
 from harness.load import LoadResult, Progress, plan_messages, run
 from harness.message import make_message
+from harness.readiness import wait_until_ready
 from harness.smtp import submit
 from harness.target import Target
 
@@ -52,6 +55,11 @@ class Milestone:
 
     def accepted_after(self, moment: float) -> int:
         return sum(1 for t in self.accepted_times if t > moment)
+
+    async def all_replied(self) -> None:
+        while self.replies < MESSAGES:
+            self._changed.clear()
+            await self._changed.wait()
 
     async def reached(self, accepted: int) -> None:
         while self.accepted < accepted:
@@ -154,3 +162,36 @@ async def test_postfix_killed_mid_load_keeps_every_250(fresh_lab: RunningLab) ->
     # The load went on after the restart, and was accepted again.
     assert milestone.accepted_after(crashed["healthy_at"]) > 0, _summary(result)
     await submissions_all_succeed(fresh_lab.target)
+
+
+# Signs of a crashed server process in the logs (a refused client is not one).
+CRASH_MARKERS = {
+    "postfix": re.compile(r"postfix/master\[\d+\]: warning: process .* (killed by signal|exit status)|panic:"),
+    "dovecot": re.compile(r"\b(Panic|Fatal):|killed with signal|core dumped"),
+}
+
+
+async def test_bad_input_flood_does_not_stop_good_mail(fresh_lab: RunningLab) -> None:
+    before = {service: fresh_lab.container_state(service) for service in CRASH_MARKERS}
+    stats: dict[str, FloodStats] = {}
+
+    async def bad_input(milestone: Milestone) -> None:
+        stop = asyncio.Event()
+        attack = asyncio.create_task(flood(fresh_lab.target, stop))
+        await milestone.all_replied()
+        stop.set()
+        stats["flood"] = await attack
+
+    result = await load_with_fault(fresh_lab, bad_input)
+
+    # Every good message got its 250 and arrived once, through the whole flood.
+    assert result.accounting.count(Fate.DELIVERED) == MESSAGES, _summary(result)
+    tried = stats["flood"].attempts
+    assert all(tried[kind] > 0 for kind in tried) and len(tried) >= 3 * 5, tried
+    # No server process crashed: no restarts, still healthy, no crash in the logs.
+    for service, earlier in before.items():
+        now = fresh_lab.container_state(service)
+        assert (now.restart_count, now.started_at, now.health) == (earlier.restart_count, earlier.started_at, "healthy")
+        crashes = [line for line in fresh_lab.logs(service).splitlines() if CRASH_MARKERS[service].search(line)]
+        assert not crashes, f"{service}: {crashes[:5]}"
+    await wait_until_ready(fresh_lab.target)
