@@ -71,6 +71,11 @@ def test_port_25_refuses_our_domain_as_sender(settings: Settings) -> None:
     assert re.search(rf"^{re.escape(settings.mail_domain)} REJECT 5\.7\.1 ", access, re.M)
 
 
+def test_no_reverse_lookup_before_the_greeting(settings: Settings) -> None:
+    # Every client is the Docker gateway; a lost PTR query held greetings for 5 s.
+    assert re.search(r"^smtpd_peername_lookup = no$", config(settings, "postfix", "main.cf"), re.M)
+
+
 def test_retry_timing_comes_from_settings(tmp_path: Path) -> None:
     empty = tmp_path / "empty.toml"
     empty.write_text("")
