@@ -12,6 +12,7 @@ from jinja2 import UndefinedError
 
 from stack.credentials import Credential, load_or_create_credentials
 from stack.layout import BuildLayout
+from stack.images import REPO_ROOT
 from stack.pki import ensure_pki
 from stack.render import (
     render_compose_env,
@@ -83,6 +84,14 @@ def test_retry_timing_comes_from_settings(tmp_path: Path) -> None:
                                                                  "maximal_backoff": 60})
     main_cf = config(tuned, "postfix", "main.cf")
     assert "queue_run_delay = 5s\nminimal_backoff_time = 7s\nmaximal_backoff_time = 60s" in main_cf
+    assert re.search(r"^service_throttle_time = 5s$", main_cf, re.M)  # submission back soon after Dovecot
+
+
+def test_postfix_renews_sasl_connections_after_a_dovecot_restart(settings: Settings) -> None:
+    script = config(settings, "postfix", "sasl-refresh.sh")
+    assert f"/dev/tcp/{settings.dovecot_service}/12345" in script and "postfix reload" in script
+    assert "/usr/local/bin/sasl-refresh" in config(settings, "postfix", "healthcheck.sh")
+    assert "COPY sasl-refresh.sh /usr/local/bin/sasl-refresh" in (REPO_ROOT / "Dockerfile.postfix").read_text()
 
 
 def test_dovecot_drains_lmtp_on_stop(settings: Settings) -> None:
