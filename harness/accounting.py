@@ -89,14 +89,22 @@ def worst(fates: Sequence[Fate]) -> Fate:
     return next(f for f in SEVERITY if f in fates)
 
 
-def account(sent: Sequence[Sent], *views: Mapping[str, Seen]) -> Accounting:
-    """Every sent message gets one fate over all views; latency comes from the first view
-    (IMAP, watched live) and counts only clean single deliveries."""
+def account(
+    sent: Sequence[Sent], *views: Mapping[str, Seen], first_seen: Mapping[str, float] | None = None
+) -> Accounting:
+    """Every sent message gets one fate over all views. Latency (250 -> first visible) counts
+    only clean single deliveries, timed by first_seen (the live watcher) when given, else by
+    the first view."""
     fates: dict[str, Fate] = {}
     latencies: list[float] = []
     for message in sent:
         fate = worst([judge(message, view.get(message.token)) for view in views] or [Fate.MISSING])
         fates[message.token] = fate
-        if fate is Fate.DELIVERED and views:
-            latencies.append(max(0.0, views[0][message.token].first_seen_at - (message.accepted_at or 0.0)))
+        if fate is not Fate.DELIVERED or message.accepted_at is None:
+            continue
+        if first_seen is not None:
+            if message.token in first_seen:
+                latencies.append(max(0.0, first_seen[message.token] - message.accepted_at))
+        elif views:
+            latencies.append(max(0.0, views[0][message.token].first_seen_at - message.accepted_at))
     return Accounting(fates, latencies)

@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--services", default="submissions,submission",
                       help="services in rotation: submissions (465), submission (587), smtp (25, relayed in)")
     load.add_argument("--deadline", type=float, default=120.0, help="seconds to wait for delivery after the last send (default 120)")
+    load.add_argument("--keep-open", action="store_true",
+                      help="each of the -c workers keeps its sessions open (default: a new connection per message)")
     load.add_argument("--json", type=Path, help="write the per-message accounting here")
     return parser
 
@@ -140,12 +142,15 @@ async def run_load(args: argparse.Namespace, console: Console) -> int:
         result = await load.run(
             target, planned, args.concurrency, args.deadline,
             load.Progress(on_sent=on_sent, on_seen=lambda token: bars.update(reading, advance=1)),
+            keep_open=args.keep_open,
         )
-    console.print(load_table(result, f"{args.count} messages, concurrency {args.concurrency}, over {', '.join(services)}"))
+    mode = "sessions kept open" if args.keep_open else "a new connection each"
+    console.print(load_table(result, f"{args.count} messages, concurrency {args.concurrency}, {mode}, over {', '.join(services)}"))
     for error, times in list(result.errors().items())[:5]:
         console.print(f"[yellow]refused {times}x:[/] {error}")
     if args.json:
-        report.write(args.json, json.dumps({"concurrency": args.concurrency, "services": services, **result.to_json()},
+        report.write(args.json, json.dumps({"concurrency": args.concurrency, "services": services,
+                                            "keep_open": args.keep_open, **result.to_json()},
                                            indent=2))
     # Without a fault there is no excuse for a duplicate either.
     return EXIT_FAILED if result.accounting.losses or result.accounting.duplicates else EXIT_OK

@@ -14,6 +14,7 @@ import aiosmtplib
 
 from harness.errors import StepTimeout
 from harness.message import TestMessage
+from harness.policy import Tls
 from harness.target import Account, Target
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -38,17 +39,31 @@ async def open_submission(target: Target, service: str, timeout: float = DEFAULT
     """A connected client on 465 (implicit TLS) or 587 (STARTTLS enforced), not logged in."""
     if service not in SUBMISSION_SERVICES:
         raise ValueError(f"{service!r} is not a submission service: use one of {SUBMISSION_SERVICES}")
-    port = target.port(service)
+    return await open_session(target, service, None, timeout)
+
+
+async def open_session(
+    target: Target, service: str, account: Account | None, timeout: float = DEFAULT_TIMEOUT_S
+) -> aiosmtplib.SMTP:
+    """A client ready for MAIL FROM on 25, 465 or 587: TLS verified by host name (implicit
+    on 465, STARTTLS otherwise), logged in when an account is given (25 never logs in)."""
+    implicit = target.services[service].tls is Tls.IMPLICIT
     client = aiosmtplib.SMTP(
         hostname=target.server_name,
-        sock=await connected_socket(target.host, port, timeout),
-        use_tls=service == "submissions",
+        sock=await connected_socket(target.host, target.port(service), timeout),
+        use_tls=implicit,
         # True, never None: None silently stays in cleartext when STARTTLS is not offered.
-        start_tls=service == "submission",
+        start_tls=not implicit,
         tls_context=target.tls_context,
         timeout=timeout,
     )
     await client.connect()
+    try:
+        if account is not None:
+            await client.login(account.address, account.password)
+    except BaseException:
+        client.close()
+        raise
     return client
 
 
@@ -61,32 +76,27 @@ async def submit(
     mail_options: list[str] | None = None,
 ) -> str:
     """Log in and send; return the server's reply to DATA (e.g. '250 2.0.0 Ok: queued as ...')."""
-    client = await open_submission(target, service, timeout)
+    client = await open_session(target, service, account, timeout)
     try:
-        await client.login(account.address, account.password)
-        return await _send(client, message, mail_options or [])
+        return await send_on(client, message, mail_options or [])
     finally:
-        await _quit(client)
+        await close_session(client)
 
 
 async def relay_in(target: Target, message: TestMessage, timeout: float = DEFAULT_TIMEOUT_S) -> str:
     """Deliver on 25 as another mail server would: STARTTLS (verified), no AUTH."""
-    client = aiosmtplib.SMTP(
-        hostname=target.server_name,
-        sock=await connected_socket(target.host, target.port("smtp"), timeout),
-        start_tls=True,
-        tls_context=target.tls_context,
-        timeout=timeout,
-    )
-    await client.connect()
+    client = await open_session(target, "smtp", None, timeout)
     try:
-        return await _send(client, message, [])
+        return await send_on(client, message)
     finally:
-        await _quit(client)
+        await close_session(client)
 
 
-async def _send(client: aiosmtplib.SMTP, message: TestMessage, mail_options: list[str]) -> str:
-    errors, reply = await client.sendmail(message.sender, [message.recipient], message.raw, mail_options=mail_options)
+async def send_on(client: aiosmtplib.SMTP, message: TestMessage, mail_options: list[str] | None = None) -> str:
+    """One transaction on an open session; the reply to DATA."""
+    errors, reply = await client.sendmail(
+        message.sender, [message.recipient], message.raw, mail_options=mail_options or []
+    )
     if errors:
         raise aiosmtplib.SMTPRecipientsRefused(
             [aiosmtplib.SMTPRecipientRefused(r.code, r.message, rcpt) for rcpt, r in errors.items()]
@@ -94,8 +104,8 @@ async def _send(client: aiosmtplib.SMTP, message: TestMessage, mail_options: lis
     return reply
 
 
-async def _quit(client: aiosmtplib.SMTP) -> None:
+async def close_session(client: aiosmtplib.SMTP) -> None:
     try:
         await client.quit()
-    except aiosmtplib.SMTPException:
+    except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
         client.close()

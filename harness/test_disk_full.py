@@ -17,7 +17,7 @@ import pytest
 from harness.accounting import Fate, Sent, account
 from harness.conftest import own_lab
 from harness.lab import RunningLab
-from harness.load import census, expected_by_recipient
+from harness.census import census, expected_by_recipient
 from harness.message import TestMessage, body_sha256, make_message
 from harness.readiness import wait_until_ready
 from harness.smtp import relay_in, submit
@@ -71,9 +71,9 @@ def reply_code(error: BaseException) -> int:
 
 
 async def all_delivered_once(target: Target, accepted: list[tuple[str, TestMessage]], deadline_s: float) -> None:
-    imap_seen, pop3_seen = await census(target, expected_by_recipient([m for _, m in accepted]), deadline_s)
+    found = await census(target, expected_by_recipient([m for _, m in accepted]), deadline_s)
     sent = [Sent(m.token, m.recipient, s, body_sha256(m.raw), time.monotonic()) for s, m in accepted]
-    result = account(sent, imap_seen, pop3_seen)
+    result = account(sent, found.imap, found.pop3)
     assert result.count(Fate.DELIVERED) == len(accepted), {f.value: result.count(f) for f in Fate}
 
 

@@ -15,14 +15,12 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from harness.accounting import Fate, Sent
+from harness.accounting import Fate
+from harness.faultkit import Milestone, eventually, submissions_all_succeed, wait_healthy
 from harness.flood import FloodStats, flood
 from harness.lab import RunningLab
 from harness.load import LoadResult, Progress, plan_messages, run
-from harness.message import make_message
 from harness.readiness import wait_until_ready
-from harness.smtp import submit
-from harness.target import Target
 
 pytestmark = [pytest.mark.e2e, pytest.mark.own_lab]
 
@@ -31,40 +29,9 @@ CONCURRENCY = 10
 RATE = 20.0  # messages/s: the load lasts ~12 s, so it spans the fault and the recovery
 ALL_SERVICES = ["submissions", "submission", "smtp"]
 DELIVERY_DEADLINE_S = 90.0  # covers Postfix's retry (queue_retry: 10 s, doubling)
-RECOVERY_S = 60.0
 # Postfix's default_destination_concurrency_limit: at most this many LMTP deliveries are in
 # flight when Postfix dies, so at most this many can be delivered again after its restart.
 LMTP_IN_FLIGHT = 20
-
-
-class Milestone:
-    """Counts replies; a fault waits for the load to reach a given number of 250s."""
-
-    def __init__(self) -> None:
-        self.accepted = 0
-        self.replies = 0
-        self.accepted_times: list[float] = []
-        self._changed = asyncio.Event()
-
-    def on_sent(self, sent: Sent) -> None:
-        self.replies += 1
-        if sent.accepted_at is not None:
-            self.accepted += 1
-            self.accepted_times.append(sent.accepted_at)
-        self._changed.set()
-
-    def accepted_after(self, moment: float) -> int:
-        return sum(1 for t in self.accepted_times if t > moment)
-
-    async def all_replied(self) -> None:
-        while self.replies < MESSAGES:
-            self._changed.clear()
-            await self._changed.wait()
-
-    async def reached(self, accepted: int) -> None:
-        while self.accepted < accepted:
-            self._changed.clear()
-            await self._changed.wait()
 
 
 async def load_with_fault(
@@ -72,14 +39,22 @@ async def load_with_fault(
 ) -> LoadResult:
     """A paced load over 465, 587 and 25 with fault() alongside; nothing accepted may be
     missing or corrupted (duplicates are left to each test)."""
-    milestone = milestone or Milestone()
+    milestone = milestone or Milestone(MESSAGES)
     planned = plan_messages(lab.target, MESSAGES, ALL_SERVICES)
     result = await run(
         lab.target, planned, CONCURRENCY, DELIVERY_DEADLINE_S, Progress(on_sent=milestone.on_sent),
         during=lambda: fault(milestone), rate=RATE,
     )
-    assert result.accounting.losses == 0, _summary(result)
+    assert result.accounting.losses == 0, _summary(result) + "\n" + _diagnostics(lab)
     return result
+
+
+def _diagnostics(lab: RunningLab) -> str:
+    """What a failure report needs: the queue and why (make queue), and Dovecot's errors."""
+    try:
+        return lab.stack("queue")
+    except Exception as exc:  # a report helper must not hide the failure it reports
+        return f"(make queue failed: {exc})"
 
 
 def _summary(result: LoadResult) -> str:
@@ -87,36 +62,7 @@ def _summary(result: LoadResult) -> str:
     return f"fates {fates}; client errors {list(result.errors().items())[:5]}"
 
 
-async def wait_healthy(lab: RunningLab, service: str, timeout_s: float = RECOVERY_S) -> None:
-    give_up = time.monotonic() + timeout_s
-    while (state := await asyncio.to_thread(lab.container_state, service)).health != "healthy":
-        assert time.monotonic() < give_up, f"{service} not healthy after {timeout_s:.0f} s: {state}"
-        await asyncio.sleep(0.5)
-
-
-SASL_RENEWED = "Dovecot auth service restarted: smtpd processes reloaded"
-
-
-async def wait_for_log(lab: RunningLab, service: str, text: str, timeout_s: float = 15.0) -> None:
-    give_up = time.monotonic() + timeout_s
-    while text not in await asyncio.to_thread(lab.logs, service):
-        assert time.monotonic() < give_up, f"{service} never logged {text!r} in {timeout_s:.0f} s"
-        await asyncio.sleep(0.5)
-
-
-async def submissions_all_succeed(target: Target, count: int = 20) -> None:
-    """count logins at once on 465 and 587, enough to reach every smtpd process."""
-    sender, recipient = target.users[0], target.users[1]
-    replies = await asyncio.gather(
-        *(
-            submit(target, ("submissions", "submission")[n % 2], sender,
-                   make_message(sender.address, recipient.address, via=f"after-fault-{n}"))
-            for n in range(count)
-        ),
-        return_exceptions=True,
-    )
-    failures = [r for r in replies if isinstance(r, BaseException)]
-    assert not failures, f"{len(failures)} of {count} submissions failed after recovery: {failures[:3]}"
+AUTH_RECOVERY_S = 6.0  # after Dovecot is healthy: Postfix's health check runs every 2 s
 
 
 @pytest.mark.parametrize("how", ["stopped", "crashed"])
@@ -155,11 +101,10 @@ async def test_dovecot_down_mid_load_loses_nothing_and_auth_recovers(fresh_lab: 
     assert during_outage["accepted"] > 0, _summary(result)
     # Submission clients got a quick 454 while Dovecot was away, not a session that hangs.
     assert not [error for error in result.errors() if "Timed out" in error], _summary(result)
-    # AUTH works again on both submission ports once Postfix has renewed its SASL
-    # connections (sasl-refresh, from its health check), and Postfix was never restarted.
+    # AUTH works again on both submission ports within a health-check interval or two
+    # (test_durability covers the stale SASL connections), and Postfix was never restarted.
     await wait_healthy(fresh_lab, "dovecot")
-    await wait_for_log(fresh_lab, "postfix", SASL_RENEWED)
-    await submissions_all_succeed(fresh_lab.target)
+    await eventually(lambda: submissions_all_succeed(fresh_lab.target), AUTH_RECOVERY_S)
     postfix_after = fresh_lab.container_state("postfix")
     assert (postfix_after.started_at, postfix_after.restart_count) == (
         postfix_before.started_at, postfix_before.restart_count,
@@ -168,7 +113,7 @@ async def test_dovecot_down_mid_load_loses_nothing_and_auth_recovers(fresh_lab: 
 
 async def test_postfix_killed_mid_load_keeps_every_250(fresh_lab: RunningLab) -> None:
     crashed: dict[str, float] = {}
-    milestone = Milestone()
+    milestone = Milestone(MESSAGES)
 
     async def crash(milestone: Milestone) -> None:
         await milestone.reached(MESSAGES // 4)

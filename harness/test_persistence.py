@@ -20,7 +20,7 @@ import pytest
 from harness.accounting import Fate, Sent, account
 from harness.conftest import HARNESS_BUILD
 from harness.lab import REPO_ROOT, free_port
-from harness.load import census, expected_by_recipient
+from harness.census import census, expected_by_recipient
 from harness.message import TestMessage, body_sha256, make_message
 from harness.readiness import wait_until_ready
 from harness.smtp import relay_in, submit
@@ -89,8 +89,8 @@ async def test_down_rebuild_up_keeps_mailboxes_and_queue(stack_cli: StackCli) ->
     delivered = [make_message(sender.address, recipient.address, via=f"before-down-{n}") for n in range(DELIVERED)]
     for n, message in enumerate(delivered):
         await submit(target, ("submissions", "submission")[n % 2], sender, message)
-    imap_seen, _ = await census(target, expected_by_recipient(delivered), deadline_s=30)
-    assert len(imap_seen) == DELIVERED
+    found = await census(target, expected_by_recipient(delivered), deadline_s=30)
+    assert len(found.imap) == DELIVERED
 
     # Mail still in the queue when the lab goes down: accepted on 25 while Dovecot is stopped.
     stack_cli.compose("stop", "dovecot")
@@ -110,7 +110,7 @@ async def test_down_rebuild_up_keeps_mailboxes_and_queue(stack_cli: StackCli) ->
     target = stack_cli.target()  # new CA
     await wait_until_ready(target)
     everything = delivered + queued
-    imap_seen, pop3_seen = await census(target, expected_by_recipient(everything), deadline_s=60)
+    found = await census(target, expected_by_recipient(everything), deadline_s=60)
     sent = [sent_record(m, "submissions") for m in delivered] + [sent_record(m, "smtp") for m in queued]
-    result = account(sent, imap_seen, pop3_seen)
+    result = account(sent, found.imap, found.pop3)
     assert result.count(Fate.DELIVERED) == len(everything), {f.value: result.count(f) for f in Fate}

@@ -86,3 +86,20 @@ def test_percentile_nearest_rank() -> None:
         50.0, 95.0, 99.0, 100.0,
     )
     assert percentile([], 0.5) == 0.0 and percentile([3.0], 0.99) == 3.0
+
+
+def test_fetch_response_literals_are_paired_with_their_uids() -> None:
+    from harness.census import _id_of, _literals_by_uid
+
+    lines = [b"1 FETCH (UID 7 BODY[HEADER.FIELDS (X-Mailstack-Id)] {28}", bytearray(b"X-Mailstack-Id: abc\r\n\r\n"), b")",
+             b"2 FETCH (UID 9 BODY[HEADER.FIELDS (X-Mailstack-Id)] {2}", bytearray(b"\r\n"), b")", b"Fetch completed."]
+    found = _literals_by_uid(lines)
+    assert [uid for uid, _ in found] == [7, 9]
+    assert [_id_of(raw) for _, raw in found] == ["abc", None]
+    assert _id_of(b"X-Mailstack-Id: xyz\r\n") == "xyz"  # HEADER.FIELDS without the final CRLF
+
+
+def test_latency_comes_from_the_live_watcher_when_given() -> None:
+    views = {"a": Seen(1, 99.0, ["h"])}
+    assert account([sent("a")], views, first_seen={"a": 1.5}).latencies_s == [0.5]
+    assert account([sent("a")], views, first_seen={}).latencies_s == []  # watcher never saw it: no latency

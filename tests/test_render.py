@@ -89,7 +89,7 @@ def test_retry_timing_comes_from_settings(tmp_path: Path) -> None:
 
 def test_postfix_renews_sasl_connections_after_a_dovecot_restart(settings: Settings) -> None:
     script = config(settings, "postfix", "sasl-refresh.sh")
-    assert f"/dev/tcp/{settings.dovecot_service}/12345" in script and "postfix reload" in script
+    assert "SASL_PORT_HEX=3039" in script and 0x3039 == 12345 and "postfix reload" in script
     assert "/usr/local/bin/sasl-refresh" in config(settings, "postfix", "healthcheck.sh")
     assert "COPY sasl-refresh.sh /usr/local/bin/sasl-refresh" in (REPO_ROOT / "Dockerfile.postfix").read_text()
 

@@ -1,0 +1,87 @@
+"""Shared by the benchmark scripts: the lab's target and images, a results folder, and
+containers started for a baseline (always removed afterwards)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.target import Target, load_target
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUILD = REPO_ROOT / "build"
+RESULTS_DIR = BUILD / "bench"
+
+
+def lab_target(path: Path = BUILD / "target.json") -> Target:
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: start the lab first (`make up`)")
+    return load_target(path)
+
+
+def compose_env(path: Path = BUILD / "compose.env") -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {key: value for key, value in pairs}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def docker(*args: str) -> str:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"docker {' '.join(args[:3])} ... failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+@contextmanager
+def container(image: str, ports: dict[int, int], command: Sequence[str], name: str) -> Iterator[str]:
+    """docker run -d with container ports published on 127.0.0.1; removed on exit."""
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    published = [arg for inner, outer in ports.items() for arg in ("-p", f"127.0.0.1:{outer}:{inner}")]
+    container_id = docker("run", "-d", "--name", name, "--no-healthcheck", *published, "--entrypoint", command[0],
+                          image, *command[1:])
+    try:
+        yield container_id
+    finally:
+        subprocess.run(["docker", "rm", "-f", container_id], capture_output=True)
+
+
+def wait_for_port(port: int, timeout_s: float = 30.0) -> None:
+    give_up = time.monotonic() + timeout_s
+    while time.monotonic() < give_up:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.settimeout(2)
+                if sock.recv(64):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing answered on 127.0.0.1:{port} within {timeout_s:.0f} s")
+
+
+def machine() -> dict[str, object]:
+    return {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
+            "docker": docker("version", "-f", "{{.Server.Version}}")}
+
+
+def save(name: str, data: dict[str, object]) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps({"benchmark": name, "machine": machine(), **data}, indent=2))
+    return path
+
+
+def ratio(value: float, baseline: float) -> str:
+    return f"{value / baseline:.2f}x" if baseline else "n/a"

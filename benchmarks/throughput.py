@@ -1,0 +1,131 @@
+"""End-to-end throughput and latency through the running lab, side by side with a baseline.
+
+Usage: .venv/bin/python benchmarks/throughput.py [--messages 600] [--concurrency 1,5,10,20,40]
+
+The stack: the load generator (harness.load) submits 4 KB messages over 465 (and 587 at
+concurrency 20) with AUTH, Postfix delivers over LMTP, Dovecot stores them, the generator
+sees each one in IMAP. Both with a new TLS connection per message and with sessions kept open.
+
+The baseline, in the same run: the same client against a bare Postfix started from the same
+image, its ports published the same way, delivery discarded and no AUTH (there is no Dovecot
+behind it). It is the ceiling: what Postfix and the client cost without the stack's work.
+
+Then latency at half the stack's best new-connection rate: the p99 from 250 to visible in IMAP.
+Prints every figure and its ratio to the baseline; saves build/bench/throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from dataclasses import dataclass
+
+from benchmarks.common import compose_env, container, free_port, lab_target, ratio, save, wait_for_port
+from harness.load import Progress, plan_messages, run, send_all
+from harness.target import Target
+
+BODY_LINES = 55  # ~4 KB messages
+BASELINE_CONFIG = [
+    # Delivery discarded; 465 and 587 take mail for the domain without AUTH (no Dovecot here).
+    "postconf -e virtual_transport=discard: smtpd_sasl_auth_enable=no",
+    *(
+        f"postconf -P {svc}/inet/smtpd_sasl_auth_enable=no {svc}/inet/smtpd_client_restrictions= "
+        f"{svc}/inet/smtpd_sender_restrictions= {svc}/inet/smtpd_relay_restrictions=permit_auth_destination,reject"
+        for svc in ("submission", "submissions")
+    ),
+    "exec postfix start-fg",
+]
+
+
+@dataclass
+class Figure:
+    target: str
+    service: str
+    mode: str
+    concurrency: int
+    accepted_per_s: float
+    delivered_per_s: float | None = None
+    latency_ms: dict[str, float] | None = None
+    refused: int = 0
+    lost: int = 0
+
+
+async def measure_stack(target: Target, service: str, count: int, concurrency: int, keep_open: bool,
+                        rate: float | None = None) -> Figure:
+    planned = plan_messages(target, count, [service], body_lines=BODY_LINES)
+    result = await run(target, planned, concurrency, 120, Progress(), rate=rate, keep_open=keep_open)
+    return Figure("stack", service, "kept open" if keep_open else "new connection", concurrency,
+                  result.accepted_per_s, result.delivered_per_s, result.latency_ms(),
+                  len(result.sent) - result.accepted, result.accounting.losses + result.accounting.duplicates)
+
+
+async def measure_baseline(target: Target, service: str, count: int, concurrency: int, keep_open: bool) -> Figure:
+    planned = plan_messages(target, count, [service], authenticate=False, body_lines=BODY_LINES)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    sent = await send_all(target, planned, concurrency, lambda s: None, keep_open=keep_open)
+    seconds = loop.time() - started
+    accepted = sum(1 for s in sent if s.accepted_at is not None)
+    return Figure("baseline", service, "kept open" if keep_open else "new connection", concurrency,
+                  accepted / seconds, refused=count - accepted)
+
+
+def line(figure: Figure, baseline: Figure | None) -> str:
+    text = (f"{figure.target:8} {figure.service:11} {figure.mode:14} c={figure.concurrency:<3} "
+            f"accepted {figure.accepted_per_s:7.1f}/s")
+    if baseline:
+        text += f" ({ratio(figure.accepted_per_s, baseline.accepted_per_s)} of baseline {baseline.accepted_per_s:.1f}/s)"
+    if figure.delivered_per_s is not None and figure.latency_ms:
+        lat = figure.latency_ms
+        text += (f"  delivered {figure.delivered_per_s:6.1f}/s  250->IMAP p50 {lat['p50']:.0f} "
+                 f"p95 {lat['p95']:.0f} p99 {lat['p99']:.0f} ms")
+    if figure.refused or figure.lost:
+        text += f"  refused {figure.refused} lost/duplicated {figure.lost}"
+    return text
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    target = lab_target()
+    image = compose_env()["MAILSTACK_POSTFIX_IMAGE"]
+    ports = {25: free_port(), 465: free_port(), 587: free_port()}
+    baseline_target = target.with_ports({**target.ports, "smtp": ports[25], "submissions": ports[465],
+                                         "submission": ports[587]})
+    figures: list[Figure] = []
+    with container(image, ports, ["/bin/sh", "-c", "; ".join(BASELINE_CONFIG)], "mailstack-bench-baseline"):
+        wait_for_port(ports[465])
+        await measure_baseline(baseline_target, "submissions", 50, 5, False)  # warm-up, not counted
+        await measure_stack(target, "submissions", 50, 5, False)
+        for keep_open in (False, True):
+            for concurrency in args.concurrency:
+                base = await measure_baseline(baseline_target, "submissions", args.messages, concurrency, keep_open)
+                stack = await measure_stack(target, "submissions", args.messages, concurrency, keep_open)
+                figures += [base, stack]
+                print(line(base, None), flush=True)
+                print(line(stack, base), flush=True)
+            base = await measure_baseline(baseline_target, "submission", args.messages, 20, keep_open)
+            stack = await measure_stack(target, "submission", args.messages, 20, keep_open)
+            figures += [base, stack]
+            print(line(base, None), flush=True)
+            print(line(stack, base), flush=True)
+    best = max(f.accepted_per_s for f in figures if f.target == "stack" and f.mode == "new connection"
+               and f.service == "submissions")
+    half = await measure_stack(target, "submissions", args.messages, 20, False, rate=best / 2)
+    print(f"latency at half the best new-connection rate ({best / 2:.0f}/s): "
+          f"p50 {half.latency_ms['p50']:.0f} ms, p99 {half.latency_ms['p99']:.0f} ms (target < 250 ms)")  # type: ignore[index]
+    path = save("throughput", {
+        "messages": args.messages, "message_bytes": "about 4 KB",
+        "figures": [f.__dict__ for f in figures], "half_rate": {"rate": best / 2, **half.__dict__},
+    })
+    print(f"saved {path}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=600)
+    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 5, 10, 20, 40])
+    return asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
