@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: up down clean build render test unit check-lab queue load
+.PHONY: up down clean build render test unit check-lab queue load bench
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +44,12 @@ N ?= 2000
 C ?= 20
 load: $(INSTALLED)  ## N messages (default 2000) at concurrency C (default 20) against the lab, each accounted for
 	$(PY) -m harness load --target build/target.json -n $(N) -c $(C) --services submissions,submission,smtp
+
+bench: $(INSTALLED)  ## every benchmark against the lab, side by side with its baseline; writes benchmarks/RESULTS.md
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m benchmarks.lifecycle --cold
+	$(PY) -m benchmarks.throughput
+	$(PY) -m benchmarks.sessions
+	$(PY) -m benchmarks.handshake
+	$(PY) -m benchmarks.conformance_time
+	$(PY) -m benchmarks.report

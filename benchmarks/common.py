@@ -16,8 +16,8 @@ from pathlib import Path
 from harness.target import Target, load_target
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-BUILD = REPO_ROOT / "build"
-RESULTS_DIR = BUILD / "bench"
+BUILD = Path(os.environ.get("MAILSTACK_BUILD_DIR", REPO_ROOT / "build"))  # another lab's build dir
+RESULTS_DIR = REPO_ROOT / "build" / "bench"
 
 
 def lab_target(path: Path = BUILD / "target.json") -> Target:

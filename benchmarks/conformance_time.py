@@ -1,6 +1,6 @@
 """Wall time of `mailstack check` against a running lab, next to testssl.sh on the same ports.
 
-Usage: .venv/bin/python benchmarks/conformance_time.py [build/target.json]
+Usage: .venv/bin/python -m benchmarks.conformance_time [build/target.json]
 Prints both times and the ratio. testssl.sh is Debian's package (`apt-get install testssl.sh`);
 it checks TLS only, so it does less than `mailstack check`, which also checks authentication,
 relay, protocol attacks and delivery.
@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchmarks.common import save
 
 # testssl's STARTTLS protocol names per service; implicit-TLS ports take none.
 STARTTLS = {"smtp": "smtp", "submission": "smtp", "imap": "imap", "pop3": "pop3"}
@@ -47,6 +49,7 @@ def main() -> int:
         print(f"testssl.sh {service:<12} port {port:<6}: {seconds:6.1f} s")
     print(f"testssl.sh, same ports, TLS only:        {total:6.1f} s")
     print(f"ratio testssl.sh / mailstack check:     {total / check_s:6.1f}x")
+    print(f"saved {save('conformance', {'check_s': check_s, 'check_exit': check_rc, 'testssl_s': total})}")
     return 0
 
 

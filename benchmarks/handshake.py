@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from benchmarks.common import BUILD, docker, free_port, lab_target, ratio, save, wait_for_port
+from benchmarks.common import BUILD, compose_env, docker, free_port, lab_target, ratio, save, wait_for_port
 from harness.target import Target
 
 PORT_CONTAINER = {"submissions": "postfix", "imaps": "dovecot", "pop3s": "dovecot"}
@@ -64,8 +64,7 @@ def process_cpu_ns(pid: int) -> int:
 
 
 def lab_container(service: str) -> str:
-    project = os.environ.get("MAILSTACK_COMPOSE_PROJECT", "mailstack")
-    return docker("compose", "-p", project, "ps", "-q", service)
+    return docker("compose", "-p", compose_env()["MAILSTACK_PROJECT"], "ps", "-q", service)
 
 
 async def main_async(args: argparse.Namespace) -> int:

@@ -32,7 +32,10 @@ RECONNECT_PAUSE_S = 0.5
 SESSION_TIMEOUT_S = 30.0
 IMAP_ERRORS = (HarnessError, OSError, asyncio.TimeoutError, aioimaplib.Abort, aioimaplib.CommandTimeout)
 _UID = re.compile(rb"UID (\d+)")
-FETCH_CHUNK = 200  # UIDs per body fetch: aioimaplib parses one response at a time, slowly
+# UIDs per FETCH. aioimaplib handles the lines of one network read recursively, one call
+# level per line, so a response of ~1000 short lines (UID FETCH 1:* (UID) on a big
+# mailbox) exceeds Python's recursion limit. Small fetches, and SEARCH (one line) for UIDs.
+FETCH_CHUNK = 100
 _STATUS = {name: re.compile(rb"%s (\d+)" % name.encode()) for name in ("UIDNEXT", "UIDVALIDITY", "MESSAGES")}
 
 
@@ -67,8 +70,9 @@ def _literals_by_uid(lines: list[bytes | bytearray]) -> list[tuple[int, bytes]]:
 
 
 async def uids_above(session: ImapSession, last_uid: int) -> list[int]:
-    listing = await session._call("UID FETCH", session._client.uid("fetch", f"{last_uid + 1}:*", "(UID)"))
-    uids = {int(m.group(1)) for line in listing.lines if isinstance(line, bytes) for m in [_UID.search(line)] if m}
+    found = await session._call("UID SEARCH", session._client.uid_search(f"UID {last_uid + 1}:*"))
+    lines = [line for line in found.lines if isinstance(line, bytes) and line[:1].isdigit()]
+    uids = {int(uid) for line in lines for uid in line.split()}
     # "n:*" always matches the newest message, even when its UID is below n.
     return sorted(uid for uid in uids if uid > last_uid)
 

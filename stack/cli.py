@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     ]:
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--force-pki", action="store_true", help="replace CA and certificates")
+        if name != "render":
+            cmd.add_argument("--no-cache", action="store_true", help="build the images from the base image, no layer cache")
     sub.add_parser("down", help="stop the lab; mail and queue volumes are kept")
     sub.add_parser("clean", help="stop the lab, delete its volumes and the build folder")
     sub.add_parser("queue", help="what waits in Postfix's queue, and why")
@@ -80,13 +82,14 @@ def render_all(settings: Settings, layout: BuildLayout, force_pki: bool) -> None
     _step(f"configuration rendered into {layout.root}/context (users: {', '.join(settings.addresses)})")
 
 
-def build_all(settings: Settings, layout: BuildLayout) -> None:
+def build_all(settings: Settings, layout: BuildLayout, no_cache: bool = False) -> None:
     client = images.connect()
     images.require_base_image(client, settings.base_image)
     for service in SERVICES:
         with console.status(f"building {service} image…") as status:
             image_id = images.build_image(
-                client, settings, layout, service, on_line=lambda line, name=service: status.update(f"{name}: {line[:100]}")
+                client, settings, layout, service, no_cache=no_cache,
+                on_line=lambda line, name=service: status.update(f"{name}: {line[:100]}"),
             )
         _step(f"{service} image built ({image_id[7:19]})")
 
@@ -153,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         render_all(settings, layout, args.force_pki)
         if args.command in ("build", "up"):
-            build_all(settings, layout)
+            build_all(settings, layout, no_cache=args.no_cache)
         if args.command == "up":
             with console.status("starting the lab and waiting until both services are healthy…"):
                 lab.up(layout, settings.compose_project)

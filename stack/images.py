@@ -57,6 +57,7 @@ def build_image(
     layout: BuildLayout,
     service: str,
     on_line: Callable[[str], None] = lambda _line: None,
+    no_cache: bool = False,
 ) -> str:
     """Build Dockerfile.<service> from its rendered context; return the image id."""
     tag = image_name(settings, service)
@@ -72,6 +73,7 @@ def build_image(
             rm=True,
             forcerm=True,
             pull=False,
+            nocache=no_cache,
             decode=True,
             labels={"org.opencontainers.image.title": f"mailstack {service}"},
         )
