@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--services", default="submissions,submission",
                       help="services in rotation: submissions (465), submission (587), smtp (25, relayed in)")
     load.add_argument("--deadline", type=float, default=120.0, help="seconds to wait for delivery after the last send (default 120)")
+    load.add_argument("--rate", type=float, help="messages per second at most (default: as fast as -c allows)")
     load.add_argument("--keep-open", action="store_true",
                       help="each of the -c workers keeps its sessions open (default: a new connection per message)")
     load.add_argument("--json", type=Path, help="write the per-message accounting here")
@@ -118,6 +119,8 @@ async def check(args: argparse.Namespace, console: Console) -> int:
 async def run_load(args: argparse.Namespace, console: Console) -> int:
     if not (1 <= args.count <= 100_000 and 1 <= args.concurrency <= 200 and 1 <= args.deadline <= 3600):
         raise TargetError("--count must be 1..100000, --concurrency 1..200 and --deadline 1..3600")
+    if args.rate is not None and not 0.1 <= args.rate <= 10_000:
+        raise TargetError("--rate must be 0.1..10000 messages per second")
     target = load_target(args.target)
     services = [s.strip() for s in args.services.split(",") if s.strip()]
     try:
@@ -142,7 +145,7 @@ async def run_load(args: argparse.Namespace, console: Console) -> int:
         result = await load.run(
             target, planned, args.concurrency, args.deadline,
             load.Progress(on_sent=on_sent, on_seen=lambda token: bars.update(reading, advance=1)),
-            keep_open=args.keep_open,
+            rate=args.rate, keep_open=args.keep_open,
         )
     mode = "sessions kept open" if args.keep_open else "a new connection each"
     console.print(load_table(result, f"{args.count} messages, concurrency {args.concurrency}, {mode}, over {', '.join(services)}"))
