@@ -48,8 +48,8 @@ load: $(INSTALLED)  ## N messages (default 2000) at concurrency C (default 20) a
 bench: $(INSTALLED)  ## every benchmark against the lab, side by side with its baseline; writes benchmarks/RESULTS.md
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) -m benchmarks.lifecycle --cold
-	$(PY) -m benchmarks.throughput
-	$(PY) -m benchmarks.sessions
-	$(PY) -m benchmarks.handshake
 	$(PY) -m benchmarks.conformance_time
+	$(PY) -m benchmarks.handshake
+	$(PY) -m benchmarks.sessions
+	$(PY) -m benchmarks.throughput
 	$(PY) -m benchmarks.report

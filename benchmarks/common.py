@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -57,12 +58,16 @@ def container(image: str, ports: dict[int, int], command: Sequence[str], name: s
         subprocess.run(["docker", "rm", "-f", container_id], capture_output=True)
 
 
-def wait_for_port(port: int, timeout_s: float = 30.0) -> None:
+def wait_for_port(port: int, timeout_s: float = 30.0, tls: bool = False) -> None:
+    """Until a greeting arrives (after a TLS handshake, unverified, for implicit-TLS ports)."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     give_up = time.monotonic() + timeout_s
     while time.monotonic() < give_up:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.settimeout(2)
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as raw:
+                raw.settimeout(2)
+                sock = context.wrap_socket(raw) if tls else raw
                 if sock.recv(64):
                     return
         except OSError:

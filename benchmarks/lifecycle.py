@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from benchmarks.common import BUILD, REPO_ROOT, compose_env, docker, save
 
@@ -33,11 +34,16 @@ def image_size(name: str) -> int:
 
 
 def stack_rss_bytes(project: str) -> int:
-    """Resident memory of every process of both containers (ps RSS, in KiB, via docker top)."""
+    """Resident memory of both containers: the proportional set size (PSS) of every process,
+    so libraries shared by many smtpd or imap processes count once, not once per process."""
     total = 0
     for container_id in docker("compose", "-p", project, "ps", "-q").split():
-        rows = docker("top", container_id, "-o", "rss").splitlines()[1:]
-        total += sum(int(row.strip()) for row in rows if row.strip().isdigit()) * 1024
+        for row in docker("top", container_id, "-o", "pid").splitlines()[1:]:
+            try:
+                rollup = Path(f"/proc/{row.strip()}/smaps_rollup").read_text()
+            except OSError:
+                continue  # ended since docker top listed it
+            total += sum(int(line.split()[1]) * 1024 for line in rollup.splitlines() if line.startswith("Pss:"))
     return total
 
 
@@ -89,8 +95,8 @@ def main() -> int:
 
     project = env["MAILSTACK_PROJECT"]
     time.sleep(10)  # idle: let start-up work settle
-    figures["idle_rss_mb"] = stack_rss_bytes(project) / MB
-    figures["load_peak_rss_mb"] = rss_under_load(project, args.load) / MB
+    figures["idle_pss_mb"] = stack_rss_bytes(project) / MB
+    figures["load_peak_pss_mb"] = rss_under_load(project, args.load) / MB
 
     for name, value in figures.items():
         unit = "s" if name.endswith("_s") else "MB"

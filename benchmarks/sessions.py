@@ -88,7 +88,7 @@ async def main_async(args: argparse.Namespace) -> int:
         ports = {993: free_port(), 995: free_port()}
         command = SETUP.format(users=args.users, domain=lab.mail_domain, strip=strip)
         with container(image, ports, ["/bin/sh", "-c", command], f"mailstack-bench-{variant}") as container_id:
-            wait_for_port(ports[993])
+            wait_for_port(ports[993], tls=True)
             seed(container_id, accounts)
             target = lab.with_ports({**lab.ports, "imaps": ports[993], "pop3s": ports[995]})
             results[variant] = {}

@@ -92,7 +92,7 @@ async def main_async(args: argparse.Namespace) -> int:
                                          "submission": ports[587]})
     figures: list[Figure] = []
     with container(image, ports, ["/bin/sh", "-c", "; ".join(BASELINE_CONFIG)], "mailstack-bench-baseline"):
-        wait_for_port(ports[465])
+        wait_for_port(ports[25])
         await measure_baseline(baseline_target, "submissions", 50, 5, False)  # warm-up, not counted
         await measure_stack(target, "submissions", 50, 5, False)
         for keep_open in (False, True):
