@@ -11,6 +11,7 @@ from harness.target import Account, Target
 
 DEFAULT_TIMEOUT_S = 10.0
 POLL_INTERVAL_S = 0.1
+RECENT_MESSAGES = 500
 
 
 async def open_pop3s(target: Target, account: Account, timeout: float = DEFAULT_TIMEOUT_S) -> POP3Client:
@@ -22,10 +23,11 @@ async def open_pop3s(target: Target, account: Account, timeout: float = DEFAULT_
 
 
 async def _find(client: POP3Client, token: str) -> list[int]:
-    """Numbers of messages carrying token, newest first (test messages are usually last)."""
+    """Numbers of messages carrying token, newest first, among the newest RECENT_MESSAGES
+    (test messages were just delivered; a big mailbox would cost one TOP per message)."""
     count, _size = await client.stat()
     found = []
-    for number in range(count, 0, -1):
+    for number in range(count, max(0, count - RECENT_MESSAGES), -1):
         try:
             headers = await client.top(number, 0)
         except POP3Error:
