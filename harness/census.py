@@ -93,7 +93,6 @@ class MailboxWatcher:
     def __init__(self, target: Target, account: Account, tokens: set[str]) -> None:
         self.target, self.account, self.tokens = target, account, tokens
         self.first_seen: dict[str, float] = {}
-        self.reconnects = 0
         self.session: ImapSession | None = None
         self.last_uid = 0
         self.uidvalidity = 0
@@ -142,7 +141,6 @@ class MailboxWatcher:
         if self.session is not None:
             await self.session.logout()
         self.session = None
-        self.reconnects += 1
         await asyncio.sleep(RECONNECT_PAUSE_S)
 
 

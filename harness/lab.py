@@ -121,7 +121,13 @@ class RunningLab:
         before = self.container_state(service)
         if before.pid <= 0:
             raise LabUnavailable(f"{service} is not running (state {before.status})")
-        os.kill(before.pid, signal.SIGKILL)
+        try:
+            os.kill(before.pid, signal.SIGKILL)
+        except PermissionError as exc:
+            raise LabUnavailable(
+                f"cannot kill {service}'s process {before.pid} from this user: the crash tests need root "
+                "(CI runs as root), since `docker kill` would disable the restart policy under test"
+            ) from exc
         return before
 
     def logs(self, service: str) -> str:
