@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from benchmarks.common import BUILD, compose_env, docker, free_port, lab_target, ratio, save, wait_for_port
+from benchmarks.common import BUILD, compose_env, docker, free_port, lab_target, ratio, save
 from harness.target import Target
 
 PORT_CONTAINER = {"submissions": "postfix", "imaps": "dovecot", "pop3s": "dovecot"}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from benchmarks.common import REPO_ROOT, RESULTS_DIR

@@ -6,7 +6,6 @@ ports of its own, so the user's lab and the other tests' labs are left alone.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
