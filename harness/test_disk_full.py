@@ -91,9 +91,12 @@ async def test_full_queue_disk_answers_4xx_and_loses_nothing(small_disk_lab: Run
 
     # Enough for that check, not for everything: large messages at once fill the disk during
     # DATA. Each one gets 250 or a 4xx; never a 5xx, never a 250 for a message not kept.
+    # Relayed on 25 while Dovecot is stopped, so no queue file is delivered (and its space
+    # freed) while the others are still being written.
+    await asyncio.to_thread(lab.stop, "dovecot")
     fill(lab, "postfix", QUEUE_DIR, leave=int(1.6 * limit))
     lines = int(0.6 * limit / BYTES_PER_BODY_LINE)
-    big = [("submissions", new_message(target, "submissions", f"big-{n}", lines)) for n in range(4)]
+    big = [("smtp", new_message(target, "smtp", f"big-{n}", lines)) for n in range(4)]
     replies = await asyncio.gather(*(send(target, s, m) for s, m in big), return_exceptions=True)
     failures = [r for r in replies if isinstance(r, BaseException)]
     assert failures, "four messages of 0.6 x the limit fit in 1.6 x the limit?"
@@ -102,6 +105,8 @@ async def test_full_queue_disk_answers_4xx_and_loses_nothing(small_disk_lab: Run
 
     # Space returns: mail flows again, and all that got 250 arrives once.
     make_room(lab, "postfix", QUEUE_DIR)
+    await asyncio.to_thread(lab.start, "dovecot")
+    await wait_until_ready(target)
     for service in SERVICES:
         message = new_message(target, service, f"after-room-{service}")
         await send(target, service, message)
