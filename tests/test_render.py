@@ -105,6 +105,18 @@ def test_465_is_implicit_tls_with_auth_required(settings: Settings) -> None:
         assert f"-o {option}" in block
 
 
+def test_465_sends_no_session_ticket_before_its_greeting(settings: Settings) -> None:
+    """Postfix only leaves OpenSSL's ticket count alone where tickets are off, so both halves are needed."""
+    block = service_block(config(settings, "postfix", "master.cf"), "submissions")
+    assert "-o tls_ssl_options=NO_TICKET" in block
+    for other in ("smtp", "submission"):
+        assert "NO_TICKET" not in service_block(config(settings, "postfix", "master.cf"), other)
+    main_cf = config(settings, "postfix", "main.cf")
+    assert "tls_config_file = /etc/postfix/openssl.cnf" in main_cf and "tls_config_name = postfix" in main_cf
+    openssl_cnf = config(settings, "postfix", "openssl.cnf")
+    assert re.search(r"^postfix = (\S+)$", openssl_cnf, re.M) and "NumTickets = 0" in openssl_cnf
+
+
 def test_587_requires_starttls_before_auth(settings: Settings) -> None:
     block = service_block(config(settings, "postfix", "master.cf"), "submission")
     for option in ("smtpd_tls_security_level=encrypt", "smtpd_tls_auth_only=yes", "smtpd_sasl_auth_enable=yes"):
