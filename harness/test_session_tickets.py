@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 
 def tls13_context(target: Target) -> ssl.SSLContext:
-    context = target.tls_context
+    context = target.new_tls_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     return context
 

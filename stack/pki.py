@@ -2,8 +2,9 @@
 
 Root -> intermediate -> leaf, like a public CA, so that "serves the full chain" means
 something: servers present leaf + intermediate, clients trust only the root. ECDSA P-256
-keys (half the handshake CPU of RSA-2048). Re-running reuses what is still valid and
-re-issues only what is missing, expiring, mis-signed or for other names.
+keys (half the handshake CPU of RSA-2048); the server also gets an RSA-2048 leaf for old
+clients that cannot verify ECDSA, served beside it as a dual certificate. Re-running reuses
+what is still valid and re-issues only what is missing, expiring, mis-signed or for other names.
 The CA keys stay in the PKI folder; only the server's own key and chain go into images.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from stack.files import write_atomic
@@ -30,7 +31,9 @@ LEAF_VALIDITY = dt.timedelta(days=365)
 RENEW_BEFORE = dt.timedelta(days=30)
 ORGANIZATION = "mailstack lab"
 
-PrivateKey = ec.EllipticCurvePrivateKey
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+KeyKind = type[ec.EllipticCurvePrivateKey] | type[rsa.RSAPrivateKey]
+RSA_BITS = 2048
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,19 @@ class PkiFiles:
         """Leaf then intermediate: what the servers present."""
         return self.directory / "fullchain.pem"
 
+    @property
+    def server_rsa_cert(self) -> Path:
+        return self.directory / "server-rsa.pem"
+
+    @property
+    def server_rsa_key(self) -> Path:
+        return self.directory / "server-rsa.key"
+
+    @property
+    def server_rsa_chain(self) -> Path:
+        """The RSA leaf then the intermediate: what clients without ECDSA get."""
+        return self.directory / "fullchain-rsa.pem"
+
 
 @dataclass
 class PkiReport:
@@ -85,7 +101,9 @@ class _Issued:
     key: PrivateKey
 
 
-def _new_key() -> PrivateKey:
+def _new_key(kind: KeyKind) -> PrivateKey:
+    if kind is rsa.RSAPrivateKey:
+        return rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
     return ec.generate_private_key(ec.SECP256R1())
 
 
@@ -176,8 +194,8 @@ def _save(issued: _Issued, cert_path: Path, key_path: Path) -> None:
     _write_public(cert_path, issued.cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _load(cert_path: Path, key_path: Path) -> _Issued | None:
-    """The stored pair, or None when missing, unreadable or mismatched."""
+def _load(cert_path: Path, key_path: Path, kind: KeyKind) -> _Issued | None:
+    """The stored pair, or None when missing, unreadable, mismatched or of another key type."""
     if not (cert_path.is_file() and key_path.is_file()):
         return None
     try:
@@ -185,7 +203,7 @@ def _load(cert_path: Path, key_path: Path) -> _Issued | None:
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     except (ValueError, TypeError):
         return None
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key() != cert.public_key():
+    if not isinstance(key, kind) or key.public_key() != cert.public_key():
         return None
     os.chmod(key_path, 0o600)
     return _Issued(cert, key)
@@ -230,16 +248,17 @@ def _ensure(
     validity: dt.timedelta,
     ca_path_length: int | None,
     names: set[str] | None = None,
+    kind: KeyKind = ec.EllipticCurvePrivateKey,
     force: bool,
     now: dt.datetime,
 ) -> _Issued:
     """Keep one stored certificate while it is still right, else issue and save a new one."""
-    stored = None if force else _load(*paths)
+    stored = None if force else _load(*paths, kind)
     reason = "forced" if force else _stale_reason(stored, issuer, now, names)
     if stored is not None and reason is None:
         report.add(f"{label} reused")
         return stored
-    key = _new_key()
+    key = _new_key(kind)
     issued = _Issued(
         _build_certificate(
             subject=subject,
@@ -280,12 +299,18 @@ def ensure_pki(
         subject=_name(f"{ORGANIZATION} intermediate CA"), validity=INTERMEDIATE_VALIDITY, ca_path_length=0,
         force=force, now=now,
     )
-    _ensure(
-        report, f"server certificate for {hostname}", (files.server_cert, files.server_key), issuer=intermediate,
-        subject=_name(hostname), validity=LEAF_VALIDITY, ca_path_length=None, names={hostname, *extra_names},
-        force=force, now=now,
+    leaves = (
+        ("", ec.EllipticCurvePrivateKey, files.server_cert, files.server_key, files.server_chain),
+        (" (RSA, for old clients)", rsa.RSAPrivateKey, files.server_rsa_cert, files.server_rsa_key,
+         files.server_rsa_chain),
     )
-    chain = files.server_cert.read_bytes() + files.intermediate_cert.read_bytes()
-    if not files.server_chain.is_file() or files.server_chain.read_bytes() != chain:
-        _write_public(files.server_chain, chain)
+    for label, kind, cert_path, key_path, chain_path in leaves:
+        _ensure(
+            report, f"server certificate for {hostname}{label}", (cert_path, key_path), issuer=intermediate,
+            subject=_name(hostname), validity=LEAF_VALIDITY, ca_path_length=None, names={hostname, *extra_names},
+            kind=kind, force=force, now=now,
+        )
+        chain = cert_path.read_bytes() + files.intermediate_cert.read_bytes()
+        if not chain_path.is_file() or chain_path.read_bytes() != chain:
+            _write_public(chain_path, chain)
     return report

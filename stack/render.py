@@ -117,6 +117,8 @@ def render_contexts(settings: Settings, layout: BuildLayout, credentials: dict[s
                 write_atomic(context / "conf" / filename, content, _MODES.get(filename, 0o644))
         write_atomic(context / "tls" / "server.key", pki.server_key.read_bytes(), 0o600)
         write_atomic(context / "tls" / "fullchain.pem", pki.server_chain.read_bytes(), 0o644)
+        write_atomic(context / "tls" / "server-rsa.key", pki.server_rsa_key.read_bytes(), 0o600)
+        write_atomic(context / "tls" / "fullchain-rsa.pem", pki.server_rsa_chain.read_bytes(), 0o644)
 
 
 def render_compose_env(settings: Settings, layout: BuildLayout) -> None:

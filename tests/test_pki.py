@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from stack.pki import PkiFiles, certificate_names, ensure_pki
 
 HOST = "mail.example.test"
+RSA_LABEL = f"server certificate for {HOST} (RSA, for old clients)"
 
 
 def load(path: Path) -> list[x509.Certificate]:
@@ -21,12 +23,14 @@ def load(path: Path) -> list[x509.Certificate]:
 
 
 def verify(files: PkiFiles, name: x509.GeneralName, when: dt.datetime | None = None) -> None:
+    """Both served chains (ECDSA and RSA) verify against the root for name."""
     root = load(files.root_cert)[0]
-    leaf, *chain = load(files.server_chain)
-    builder = PolicyBuilder().store(Store([root]))
-    if when:
-        builder = builder.time(when)
-    builder.build_server_verifier(name).verify(leaf, chain)
+    for served in (files.server_chain, files.server_rsa_chain):
+        leaf, *chain = load(served)
+        builder = PolicyBuilder().store(Store([root]))
+        if when:
+            builder = builder.time(when)
+        builder.build_server_verifier(name).verify(leaf, chain)
 
 
 @pytest.fixture
@@ -55,8 +59,23 @@ def test_served_chain_is_leaf_then_intermediate_not_root(files: PkiFiles) -> Non
     assert load(files.root_cert)[0] not in chain
 
 
+def test_dual_certificate_is_ecdsa_p256_and_rsa_2048_for_the_same_names(files: PkiFiles) -> None:
+    ecdsa_leaf, rsa_leaf = load(files.server_cert)[0], load(files.server_rsa_cert)[0]
+    ecdsa_key, rsa_key = ecdsa_leaf.public_key(), rsa_leaf.public_key()
+    assert isinstance(ecdsa_key, ec.EllipticCurvePublicKey) and ecdsa_key.curve.name == "secp256r1"
+    assert isinstance(rsa_key, rsa.RSAPublicKey) and rsa_key.key_size == 2048
+    assert certificate_names(ecdsa_leaf) == certificate_names(rsa_leaf)
+
+
+def test_a_key_of_the_wrong_type_is_replaced(files: PkiFiles) -> None:
+    files.server_rsa_key.write_bytes(files.server_key.read_bytes())  # an ECDSA key where RSA belongs
+    report = ensure_pki(files.directory, HOST)
+    assert report.actions[2:] == [f"server certificate for {HOST} reused", f"{RSA_LABEL} issued (missing)"]
+    verify(files, x509.DNSName(HOST))
+
+
 def test_keys_are_mode_0600_and_folder_0700(files: PkiFiles) -> None:
-    for key in (files.root_key, files.intermediate_key, files.server_key):
+    for key in (files.root_key, files.intermediate_key, files.server_key, files.server_rsa_key):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
     assert stat.S_IMODE(files.directory.stat().st_mode) == 0o700
 
@@ -64,7 +83,8 @@ def test_keys_are_mode_0600_and_folder_0700(files: PkiFiles) -> None:
 def test_rerun_reuses_everything(files: PkiFiles) -> None:
     before = files.server_chain.read_bytes(), files.root_key.read_bytes()
     report = ensure_pki(files.directory, HOST)
-    assert report.actions == ["root CA reused", "intermediate CA reused", f"server certificate for {HOST} reused"]
+    assert report.actions == ["root CA reused", "intermediate CA reused", f"server certificate for {HOST} reused",
+                              f"{RSA_LABEL} reused"]
     assert (files.server_chain.read_bytes(), files.root_key.read_bytes()) == before
 
 
@@ -99,6 +119,7 @@ def test_new_root_reissues_the_chain_below_it(files: PkiFiles) -> None:
         "root CA created (missing)",
         "intermediate CA issued (not signed by the current CA)",
         f"server certificate for {HOST} issued (not signed by the current CA)",
+        f"{RSA_LABEL} issued (not signed by the current CA)",
     ]
     verify(files, x509.DNSName(HOST))
 

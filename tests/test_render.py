@@ -179,7 +179,8 @@ def test_contexts_hold_no_cleartext_password_and_no_ca_key(layout: BuildLayout, 
 
 def test_context_file_modes(layout: BuildLayout) -> None:
     for service in ("postfix", "dovecot"):
-        assert stat.S_IMODE((layout.context(service) / "tls" / "server.key").stat().st_mode) == 0o600
+        for key in ("server.key", "server-rsa.key"):
+            assert stat.S_IMODE((layout.context(service) / "tls" / key).stat().st_mode) == 0o600
         assert stat.S_IMODE((layout.context(service) / "healthcheck.sh").stat().st_mode) == 0o755
     assert stat.S_IMODE((layout.context("dovecot") / "entrypoint.sh").stat().st_mode) == 0o755
     assert stat.S_IMODE((layout.context("dovecot") / "conf" / "users").stat().st_mode) == 0o640
