@@ -76,9 +76,21 @@ def wait_for_port(port: int, timeout_s: float = 30.0, tls: bool = False) -> None
     raise RuntimeError(f"nothing answered on 127.0.0.1:{port} within {timeout_s:.0f} s")
 
 
+def userland_proxy_running() -> bool:
+    """Whether Docker's userland proxy copies published ports (a docker-proxy process exists
+    while containers publish ports); without it, the kernel's NAT forwards them."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "docker-proxy":
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def machine() -> dict[str, object]:
     return {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
-            "docker": docker("version", "-f", "{{.Server.Version}}")}
+            "docker": docker("version", "-f", "{{.Server.Version}}"), "userland_proxy": userland_proxy_running()}
 
 
 def save(name: str, data: dict[str, object]) -> Path:

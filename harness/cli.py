@@ -12,6 +12,7 @@ import asyncio
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -23,7 +24,7 @@ from harness.accounting import LOSSES, Fate, Sent
 from harness.checks import Status
 from harness.errors import TargetError
 from harness.policy import RFC8314, Tls, service_policy
-from harness.runner import DEFAULT_CONCURRENCY, reachable, run_checks
+from harness.runner import DEFAULT_CONCURRENCY, plan, reachable, run_checks
 from harness.target import Account, Target, load_target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -40,9 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--user", action="append", default=[], metavar="ADDRESS:PASSWORD",
                        help="an account (give two: sender and recipient)")
     check.add_argument("--port", action="append", default=[], metavar="SERVICE=PORT",
-                       help=f"host port of a service ({', '.join(RFC8314)}); default: the standard port")
+                       help=f"host port of a service ({', '.join(RFC8314)}); default: the standard port, "
+                            "or the target file's")
     check.add_argument("--closed", action="append", default=[], metavar="SERVICE",
-                       help="a service the policy says must be closed (e.g. imap, pop3)")
+                       help="a service the policy says must be closed (e.g. imap, pop3); applies over a target file too")
     check.add_argument("--size-limit", type=int, default=10 * 1024 * 1024, help="the server's SIZE in bytes")
     check.add_argument("--only", action="append", default=[], metavar="GLOB",
                        help="run only check ids matching (e.g. 'smtp.587.*', '*.tls-versions')")
@@ -63,17 +65,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def port_overrides(items: list[str]) -> dict[str, int]:
+    """--port SERVICE=PORT arguments, checked."""
+    ports: dict[str, int] = {}
+    for item in items:
+        name, _, number = item.partition("=")
+        if name not in RFC8314 or not number.isdigit() or not 1 <= int(number) <= 65535:
+            raise TargetError(f"--port {item!r}: use SERVICE=PORT with SERVICE one of {', '.join(RFC8314)} "
+                              "and PORT 1..65535")
+        ports[name] = int(number)
+    return ports
+
+
+def closed_services(items: list[str]) -> set[str]:
+    unknown = sorted(set(items) - set(RFC8314))
+    if unknown:
+        raise TargetError(f"--closed {', '.join(unknown)}: not a service; use one of {', '.join(RFC8314)}")
+    return set(items)
+
+
 def target_from_args(args: argparse.Namespace) -> Target:
+    """The target file, with --port and --closed applied over it; or a target built from flags."""
+    ports, closed = port_overrides(args.port), closed_services(args.closed)
     if args.target:
-        return load_target(args.target)
+        target = load_target(args.target)
+        services = dict(target.services)
+        for name, port in ports.items():
+            services[name] = replace(services.get(name) or service_policy(name, port), port=port)
+        for name in closed:
+            services[name] = replace(services.get(name) or service_policy(name, RFC8314[name][1]), tls=Tls.CLOSED)
+        return replace(target, services=services)
     if not (args.server_name and args.ca and len(args.user) >= 2):
         raise TargetError("give --target FILE, or --server-name, --ca and two --user ADDRESS:PASSWORD")
-    ports = {name: spec[1] for name, spec in RFC8314.items()}
-    for item in args.port:
-        name, _, number = item.partition("=")
-        if name not in RFC8314 or not number.isdigit():
-            raise TargetError(f"--port {item!r}: use SERVICE=PORT with SERVICE one of {', '.join(RFC8314)}")
-        ports[name] = int(number)
+    ports = {name: spec[1] for name, spec in RFC8314.items()} | ports
     users = []
     for item in args.user:
         address, sep, password = item.partition(":")
@@ -85,7 +109,7 @@ def target_from_args(args: argparse.Namespace) -> Target:
         server_name=args.server_name,
         mail_domain=users[0].address.rpartition("@")[2],
         ca_file=args.ca,
-        services={n: service_policy(n, p, Tls.CLOSED if n in args.closed else None) for n, p in ports.items()},
+        services={n: service_policy(n, p, Tls.CLOSED if n in closed else None) for n, p in ports.items()},
         users=tuple(users),
         message_size_limit=args.size_limit,
     )
@@ -93,6 +117,9 @@ def target_from_args(args: argparse.Namespace) -> Target:
 
 async def check(args: argparse.Namespace, console: Console) -> int:
     target = target_from_args(args)
+    if args.only and not plan(target, args.only):
+        raise TargetError(f"--only {' '.join(args.only)}: no check id matches (ids look like 'smtp.587.starttls'; "
+                          "a run without --only lists them all)")
     if not await reachable(target):
         console.print(f"[red]unreachable:[/] no port of {target.host} accepts a connection")
         return EXIT_UNREACHABLE

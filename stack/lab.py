@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Sequence
 
@@ -47,6 +48,9 @@ def require_compose() -> None:
         )
 
 
+PORT_TAKEN = re.compile(r"(?:127\.0\.0\.1|0\.0\.0\.0):(\d+)[^\n]*(?:port is already allocated|address already in use)")
+
+
 def up(layout: BuildLayout, project: str) -> None:
     """Start (or update) the lab and return once both services report healthy."""
     require_compose()
@@ -56,6 +60,15 @@ def up(layout: BuildLayout, project: str) -> None:
             "docker compose up",
         )
     except LabFailed as exc:
+        taken = PORT_TAKEN.search(str(exc))
+        if taken:  # nothing of ours is at fault: stop what did start, keep the volumes
+            subprocess.run(compose_command(layout, project, "stop"), capture_output=True)
+            raise LabFailed(
+                f"host port {taken.group(1)} is already taken (by another container or process), so the lab was "
+                "not started (containers that had started are stopped; mail and queue are kept).\n"
+                "Free the port, or publish on another: e.g. MAILSTACK_HOST_PORTS__SMTP=2525 make up, or "
+                "the host_ports table in mailstack.toml."
+            ) from exc
         logs = subprocess.run(
             compose_command(layout, project, "logs", "--no-color", "--tail", "30"),
             capture_output=True,
