@@ -61,10 +61,11 @@ async def test_unknown_local_recipient_is_refused_at_rcpt(target: Target, servic
 
 @pytest.mark.parametrize("service", SUBMISSION)
 async def test_submission_without_auth_is_refused(target: Target, service: str) -> None:
+    """Refused with RFC 4954's 530 5.7.0 and a text that says what is missing."""
     result = await smtp_envelope(
         target, service, target.users[0].address, target.users[1].address, starttls=True
     )
-    assert 500 <= result.rcpt.code < 600, result.transcript
+    assert result.rcpt.code == 530 and "Authentication required" in result.rcpt.text, result.transcript
 
 
 async def test_authenticated_user_cannot_send_as_another_user(target: Target) -> None:
