@@ -7,8 +7,11 @@ Values come from a TOML file (``mailstack.toml`` by default) and are overridden 
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -154,9 +157,42 @@ class Settings(BaseSettings):
         return [f"{user}@{self.mail_domain}" for user in self.users]
 
 
+# MAILSTACK_* names that are not settings: read by the harness, the benchmarks, or compose
+# (from build/compose.env), so a user may well have them exported.
+OTHER_ENVIRONMENT = ("MAILSTACK_TARGET", "MAILSTACK_BUILD_DIR", "MAILSTACK_PROJECT", "MAILSTACK_POSTFIX_IMAGE",
+                     "MAILSTACK_DOVECOT_IMAGE", "MAILSTACK_PORT_")
+
+
+def _environment_names() -> list[str]:
+    """Every MAILSTACK_* name a setting answers to (nested fields with __)."""
+    names = []
+    for name, field in Settings.model_fields.items():
+        names.append(f"MAILSTACK_{name.upper()}")
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            names += [f"MAILSTACK_{name.upper()}__{sub.upper()}" for sub in field.annotation.model_fields]
+    return names
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """MAILSTACK_* variables that no setting reads: a typo would otherwise be ignored in silence."""
+    known = set(_environment_names())
+    problems = []
+    for key in sorted(environ):
+        upper = key.upper()
+        if not upper.startswith("MAILSTACK_") or upper in known or upper.startswith(OTHER_ENVIRONMENT):
+            continue
+        guess = difflib.get_close_matches(upper, sorted(known), n=1)
+        problems.append(f"{key}" + (f" (did you mean {guess[0]}?)" if guess else ""))
+    return problems
+
+
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
     """Load and validate settings; raise SettingsError naming the file and every bad field."""
     path = config_file or DEFAULT_CONFIG_FILE
+    unknown = unknown_environment(os.environ)
+    if unknown:
+        raise SettingsError("unknown MAILSTACK_* environment variables (no setting reads them):\n"
+                            + "\n".join(f"  - {problem}" for problem in unknown))
     if path.exists() and not path.is_file():
         raise SettingsError(f"settings file {path} is not a file")
     if config_file is not None and not path.is_file():

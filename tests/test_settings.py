@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stack.settings import SettingsError, load_settings
+from stack.settings import SettingsError, load_settings, unknown_environment
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -93,3 +93,17 @@ def test_retry_timing_must_follow_postfix_ordering(tmp_path: Path) -> None:
     path = write(tmp_path, "[queue_retry]\nqueue_run_delay = 30\nminimal_backoff = 10\n")
     with pytest.raises(SettingsError, match="queue_run_delay <= minimal_backoff <= maximal_backoff"):
         load_settings(path)
+
+
+def test_a_misspelled_environment_variable_is_an_error_with_a_suggestion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILSTACK_HOST_PORT__SMTP", "2525")
+    (tmp_path / "empty.toml").write_text("")
+    with pytest.raises(SettingsError, match=r"MAILSTACK_HOST_PORT__SMTP \(did you mean MAILSTACK_HOST_PORTS__SMTP\?\)"):
+        load_settings(tmp_path / "empty.toml")
+
+
+def test_variables_of_the_harness_and_compose_are_not_settings_errors() -> None:
+    environ = {"MAILSTACK_TARGET": "t.json", "MAILSTACK_BUILD_DIR": "/tmp/b", "MAILSTACK_PORT_SMTP": "25",
+               "MAILSTACK_HOST_PORTS__SMTP": "2525", "MAILSTACK_QUEUE_RETRY__MINIMAL_BACKOFF": "20", "PATH": "/bin"}
+    assert unknown_environment(environ) == []
+    assert unknown_environment({"MAILSTACK_USER": "x"}) == ["MAILSTACK_USER (did you mean MAILSTACK_USERS?)"]
