@@ -32,12 +32,6 @@ def compose_env(path: Path = BUILD / "compose.env") -> dict[str, str]:
     return {key: value for key, value in pairs}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def docker(*args: str) -> str:
     done = subprocess.run(["docker", *args], capture_output=True, text=True)
     if done.returncode != 0:

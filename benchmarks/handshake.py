@@ -26,7 +26,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from benchmarks.common import BUILD, compose_env, docker, free_port, lab_target, ratio, save
+from benchmarks.common import BUILD, compose_env, docker, lab_target, ratio, save
+from harness.lab import free_port
 from harness.target import Target
 
 PORT_CONTAINER = {"submissions": "postfix", "imaps": "dovecot", "pop3s": "dovecot"}

@@ -22,7 +22,8 @@ import time
 from contextlib import ExitStack
 
 from benchmarks.cpu_profile import CpuProfile
-from benchmarks.common import compose_env, container, free_port, lab_target, ratio, save, wait_for_port
+from benchmarks.common import compose_env, container, lab_target, ratio, save, wait_for_port
+from harness.lab import free_port
 from harness.imap import open_imaps
 from harness.mailbox import open_pop3s
 from harness.message import make_message

@@ -24,7 +24,8 @@ import asyncio
 from dataclasses import dataclass
 
 from benchmarks.cpu_profile import CpuProfile
-from benchmarks.common import compose_env, container, free_port, lab_target, ratio, save, wait_for_port
+from benchmarks.common import compose_env, container, lab_target, ratio, save, wait_for_port
+from harness.lab import free_port
 from harness.load import Progress, plan_messages, run, send_all
 from harness.target import Target
 

@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,17 +36,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def build(build_dir: Path, env: dict[str, str] | None = None) -> Target:
-    """Run `python -m stack build` into build_dir and load the target it describes."""
+def run_stack(build_dir: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+    """`python -m stack --build-dir build_dir <args>` (what `make up` runs), with env over this
+    process's environment; its stdout, or LabUnavailable with its stderr."""
     done = subprocess.run(
-        [sys.executable, "-m", "stack", "--build-dir", str(build_dir), "build"],
-        cwd=REPO_ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", "stack", "--build-dir", str(build_dir), *args],
+        cwd=REPO_ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True,
     )
     if done.returncode != 0:
-        raise LabUnavailable(f"`python -m stack build` failed (exit {done.returncode}):\n{done.stderr}")
+        raise LabUnavailable(f"`python -m stack {' '.join(args)}` failed (exit {done.returncode}):\n{done.stderr}")
+    return done.stdout
+
+
+def build(build_dir: Path, env: dict[str, str] | None = None) -> Target:
+    """Run `python -m stack build` into build_dir and load the target it describes."""
+    run_stack(build_dir, "build", env=env)
     return load_target(build_dir / "target.json")
 
 
@@ -74,14 +78,7 @@ class RunningLab:
 
     def stack(self, *args: str) -> str:
         """`python -m stack <args>` aimed at this lab (its build dir and compose project)."""
-        done = subprocess.run(
-            [sys.executable, "-m", "stack", "--build-dir", str(self.build_dir), *args],
-            cwd=REPO_ROOT, env={**os.environ, "MAILSTACK_COMPOSE_PROJECT": self.project},
-            capture_output=True, text=True,
-        )
-        if done.returncode != 0:
-            raise LabUnavailable(f"python -m stack {' '.join(args)} failed (exit {done.returncode}): {done.stderr}")
-        return done.stdout
+        return run_stack(self.build_dir, *args, env={"MAILSTACK_COMPOSE_PROJECT": self.project})
 
     def compose_run(self, *args: str) -> str:
         done = subprocess.run(

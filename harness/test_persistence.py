@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from harness.accounting import Fate, Sent, account
 from harness.conftest import HARNESS_BUILD
-from harness.lab import REPO_ROOT, free_port
+from harness.lab import free_port, run_stack
 from harness.census import census, expected_by_recipient
 from harness.message import TestMessage, body_sha256, make_message
 from harness.readiness import wait_until_ready
@@ -34,16 +33,11 @@ class StackCli:
     """`python -m stack` for one build dir and one set of settings overrides."""
 
     def __init__(self, build_dir: Path, env: dict[str, str]) -> None:
-        self.build_dir, self.env = build_dir, {**os.environ, **env}
+        self.build_dir, self.env = build_dir, env
         self.project = env["MAILSTACK_COMPOSE_PROJECT"]
 
     def __call__(self, *args: str, **extra_env: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "stack", "--build-dir", str(self.build_dir), *args],
-            cwd=REPO_ROOT, env={**self.env, **extra_env}, capture_output=True, text=True,
-        )
-        assert done.returncode == 0, f"python -m stack {' '.join(args)} exit {done.returncode}:\n{done.stderr}"
-        return done.stdout
+        return run_stack(self.build_dir, *args, env={**self.env, **extra_env})
 
     def compose(self, *args: str) -> str:
         done = subprocess.run(["docker", "compose", "-p", self.project, *args], capture_output=True, text=True)
