@@ -16,13 +16,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from harness import load, report
 from harness.accounting import LOSSES, Fate, Sent
 from harness.checks import Status
-from harness.errors import TargetError
+from harness.errors import HarnessError, TargetError
 from harness.policy import RFC8314, Tls, service_policy
 from harness.runner import DEFAULT_CONCURRENCY, plan, reachable, run_checks
 from harness.target import Account, Target, load_target
@@ -116,6 +117,8 @@ def target_from_args(args: argparse.Namespace) -> Target:
 
 
 async def check(args: argparse.Namespace, console: Console) -> int:
+    if not 1 <= args.concurrency <= 200:
+        raise TargetError("--concurrency must be 1..200")
     target = target_from_args(args)
     if args.only and not plan(target, args.only):
         raise TargetError(f"--only {' '.join(args.only)}: no check id matches (ids look like 'smtp.587.starttls'; "
@@ -149,6 +152,9 @@ async def run_load(args: argparse.Namespace, console: Console) -> int:
     if args.rate is not None and not 0.1 <= args.rate <= 10_000:
         raise TargetError("--rate must be 0.1..10000 messages per second")
     target = load_target(args.target)
+    if not await reachable(target):
+        console.print(f"[red]unreachable:[/] no port of {target.host} accepts a connection (is the lab up?)")
+        return EXIT_UNREACHABLE
     services = [s.strip() for s in args.services.split(",") if s.strip()]
     try:
         planned = load.plan_messages(target, args.count, services)
@@ -209,8 +215,11 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_load(args, console))
         return asyncio.run(check(args, console))
     except TargetError as exc:
-        console.print(f"[red]target error:[/] {exc}")
+        console.print(f"[red]target error:[/] {escape(str(exc))}")
         return EXIT_USAGE
+    except (HarnessError, OSError) as exc:  # the host went away, or refused the target's accounts
+        console.print(f"[red]error:[/] {escape(str(exc) or type(exc).__name__)} ({type(exc).__name__})")
+        return EXIT_UNREACHABLE
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,12 +49,18 @@ def own_lab(
     """A lab of this checkout's images, built in build/harness/<name>, on free ports, removed after."""
     build_dir = HARNESS_BUILD / name
     project = f"mailstack-{name}-{os.getpid()}-{next(_projects)}"
+    settings = _harness_settings(name)
     try:
-        build(build_dir, {**_harness_settings(name), **(env or {})})
+        build(build_dir, {**settings, **(env or {})})
         with running_lab(build_dir, project, tmp_path_factory.mktemp(name), **options) as lab:  # type: ignore[arg-type]
             yield lab
     except LabUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
+    finally:
+        if name != "test":  # a variant's own images (they hold a server key); "test" is the user's lab's
+            prefix = settings["MAILSTACK_IMAGE_PREFIX"]
+            subprocess.run(["docker", "image", "rm", f"{prefix}/postfix:latest", f"{prefix}/dovecot:latest"],
+                           capture_output=True)
 
 
 @pytest.fixture(scope="session")

@@ -92,6 +92,8 @@ def load_target(path: Path) -> Target:
         raise TargetError(f"target file {path} does not exist (run `make up` or `python -m stack render`)") from exc
     except json.JSONDecodeError as exc:
         raise TargetError(f"target file {path} is not valid JSON: {exc}") from exc
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise TargetError(f"target file {path} cannot be read: {exc.strerror if isinstance(exc, OSError) else exc}") from exc
     try:
         unknown = set(data["ports"]) - set(SERVICES)
         if unknown:

@@ -6,11 +6,11 @@ Exit status: 0 done, 1 build or lab failure, 2 usage or settings error, 3 no Doc
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from stack import images, lab, queue
@@ -68,7 +68,7 @@ def show_queue(settings: Settings, layout: BuildLayout) -> None:
 
 
 def _step(text: str) -> None:
-    console.print(f"[green]✓[/] {text}")
+    console.print(f"[green]✓[/] {escape(text)}")
 
 
 def render_all(settings: Settings, layout: BuildLayout, force_pki: bool) -> None:
@@ -150,9 +150,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "clean":
             lab.down(layout, settings.compose_project, volumes=True)
-            removed = images.remove_images(settings)
-            shutil.rmtree(layout.root, ignore_errors=True)
-            _step(f"lab {settings.compose_project} stopped, volumes deleted, images removed ({', '.join(removed) or 'none'}), {layout.root}/ removed")
+            removed, kept = images.remove_images(settings)
+            others = layout.remove_generated()
+            where = (f"{layout.root}/ removed" if not others else
+                     f"mailstack's files in {layout.root}/ removed; kept what mailstack did not write there: "
+                     f"{', '.join(others)}")
+            _step(f"lab {settings.compose_project} stopped, volumes deleted, images removed "
+                  f"({', '.join(removed) or 'none'}), {where}")
+            for image in kept:
+                console.print(f"[yellow]kept image[/] {escape(image)}")
             return 0
         render_all(settings, layout, args.force_pki)
         if args.command in ("build", "up"):
@@ -163,11 +169,15 @@ def main(argv: list[str] | None = None) -> int:
             _step("lab is up and healthy")
             print_summary(settings, layout)
     except SettingsError as exc:
-        console.print(f"[red]settings error:[/] {exc}")
+        console.print(f"[red]settings error:[/] {escape(str(exc))}")
         return 2
     except StackError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         return exc.exit_code
+    except OSError as exc:  # e.g. --build-dir names a file, or a folder that cannot be written
+        where = f" ({exc.filename})" if exc.filename else ""
+        console.print(f"[red]error:[/] {escape((exc.strerror or str(exc)) + where)}")
+        return 1
     return 0
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import docker
-from docker.errors import DockerException
+from docker.errors import APIError, DockerException, ImageNotFound
 
 from stack.errors import BuildFailed, EngineUnavailable
 from stack.layout import BuildLayout
@@ -111,20 +111,21 @@ def _remove_quietly(client: docker.DockerClient, image_id: str) -> None:
         pass
 
 
-def remove_images(settings: Settings) -> list[str]:
-    """Delete the lab's images (they hold the server's private key); return the tags removed.
+def remove_images(settings: Settings) -> tuple[list[str], list[str]]:
+    """Delete this lab's two images (they hold the server's private key): (removed, kept).
 
-    The harness's own variants (<prefix>-<variant>/...) go too; the base image stays.
+    Exactly <prefix>/postfix and <prefix>/dovecot, never forced: an image another container
+    still uses is kept and named, and other labs' images (any other prefix) are never touched.
     """
     client = connect()
-    removed = []
-    for image in client.images.list():
-        for tag in image.tags:
-            repository = tag.rsplit(":", 1)[0]
-            owner, _, service = repository.partition("/")
-            if service in ("postfix", "dovecot") and (
-                owner == settings.image_prefix or owner.startswith(f"{settings.image_prefix}-")
-            ):
-                client.images.remove(tag, force=True)
-                removed.append(tag)
-    return removed
+    removed, kept = [], []
+    for service in ("postfix", "dovecot"):
+        tag = image_name(settings, service)
+        try:
+            client.images.remove(tag)
+            removed.append(tag)
+        except ImageNotFound:
+            continue
+        except APIError as exc:  # e.g. in use by a container of another project
+            kept.append(f"{tag} ({exc.explanation or exc})")
+    return removed, kept

@@ -28,6 +28,12 @@ DEFAULT_CONFIG_FILE = Path("mailstack.toml")
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _DOMAIN_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
+# Docker's reference grammar: path components of lower-case alphanumerics joined by one
+# separator (., _, __ or dashes); a base image may add a registry host[:port], a tag, a digest.
+_IMAGE_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_PATH = rf"^{_IMAGE_COMPONENT}(?:/{_IMAGE_COMPONENT})*$"
+_IMAGE_REFERENCE = (rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_IMAGE_COMPONENT}(?:/{_IMAGE_COMPONENT})*"
+                    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$")
 _LOCAL_PART_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -37,7 +43,7 @@ class SettingsError(ValueError):
 
 def _domain(value: str) -> str:
     normal = value.strip().lower()
-    if not _DOMAIN_RE.match(normal):
+    if len(normal) > 253 or not _DOMAIN_RE.match(normal):
         raise ValueError(f"{value!r} is not a fully qualified domain name (e.g. example.test)")
     return normal
 
@@ -47,6 +53,26 @@ def _local_part(value: str) -> str:
     if not _LOCAL_PART_RE.match(normal):
         raise ValueError(f"{value!r} is not a valid user name: use letters, digits, '.', '_' or '-'")
     return normal
+
+
+def _common_name(value: str) -> str:
+    if len(value) > 64:
+        raise ValueError(f"is {len(value)} characters; at most 64, as it is the certificate's common name")
+    return value
+
+
+def _image_path(value: str) -> str:
+    if len(value) > 200 or not re.match(_IMAGE_PATH, value):
+        raise ValueError(f"{value!r} is not a Docker image name (e.g. 'mailstack' or 'team/mailstack': lower-case "
+                         "letters and digits, single '.', '_' or '-' between them, '/' between parts)")
+    return value
+
+
+def _image_reference(value: str) -> str:
+    if len(value) > 255 or not re.match(_IMAGE_REFERENCE, value):
+        raise ValueError(f"{value!r} is not a Docker image reference (e.g. 'debian:bookworm-slim' or "
+                         "'registry.example:5000/debian:bookworm-slim')")
+    return value
 
 
 DomainName = Annotated[str, AfterValidator(_domain)]
@@ -109,7 +135,7 @@ class Settings(BaseSettings):
     )
 
     mail_domain: DomainName = "example.test"
-    hostname: DomainName = "mail.example.test"
+    hostname: Annotated[DomainName, AfterValidator(_common_name)] = "mail.example.test"
     users: list[LocalPart] = Field(default_factory=lambda: ["alice", "bob"], min_length=1)
     imap_plaintext: bool = Field(
         default=True, description="143 open with STARTTLS required before login; false closes it"
@@ -127,11 +153,11 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="SHA512-CRYPT rounds; 5000 is Dovecot's own default and costs ~2 ms per login",
     )
-    image_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/-]*$")] = "mailstack"
+    image_prefix: Annotated[str, AfterValidator(_image_path)] = "mailstack"
     compose_project: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")] = Field(
         default="mailstack", description="compose project name: run two labs side by side with two names"
     )
-    base_image: str = "debian:bookworm-slim"
+    base_image: Annotated[str, AfterValidator(_image_reference)] = "debian:bookworm-slim"
 
     @model_validator(mode="after")
     def _unique_users(self) -> Settings:

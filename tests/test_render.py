@@ -207,3 +207,11 @@ def test_compose_env_and_target_carry_the_host_ports(layout: BuildLayout) -> Non
 def test_a_template_typo_fails_instead_of_rendering_empty() -> None:
     with pytest.raises(UndefinedError):
         render_service_config("postfix", {"hostname": "only.this.test"})
+
+
+def test_a_user_named_postmaster_gets_their_own_mail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILSTACK_USERS", '["alice", "postmaster"]')
+    (tmp_path / "empty.toml").write_text("")
+    aliases = config(load_settings(tmp_path / "empty.toml"), "postfix", "virtual_aliases")
+    assert "postmaster@" not in aliases
+    assert "abuse@example.test alice@example.test" in aliases

@@ -107,3 +107,27 @@ def test_variables_of_the_harness_and_compose_are_not_settings_errors() -> None:
                "MAILSTACK_HOST_PORTS__SMTP": "2525", "MAILSTACK_QUEUE_RETRY__MINIMAL_BACKOFF": "20", "PATH": "/bin"}
     assert unknown_environment(environ) == []
     assert unknown_environment({"MAILSTACK_USER": "x"}) == ["MAILSTACK_USER (did you mean MAILSTACK_USERS?)"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MAILSTACK_IMAGE_PREFIX", "brk..x", "is not a Docker image name"),
+        ("MAILSTACK_BASE_IMAGE", "Bad Image!", "is not a Docker image reference"),
+        ("MAILSTACK_HOSTNAME", "a" * 63 + ".example.test", "at most 64"),
+        ("MAILSTACK_MAIL_DOMAIN", ".".join(["abcdefghij"] * 25) + ".test", "not a fully qualified domain name"),
+    ],
+)
+def test_values_docker_or_x509_would_refuse_are_settings_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    (tmp_path / "empty.toml").write_text("")
+    with pytest.raises(SettingsError, match=message):
+        load_settings(tmp_path / "empty.toml")
+
+
+def test_a_base_image_from_a_private_registry_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILSTACK_BASE_IMAGE", "registry.example:5000/debian:bookworm-slim")
+    (tmp_path / "empty.toml").write_text("")
+    assert load_settings(tmp_path / "empty.toml").base_image == "registry.example:5000/debian:bookworm-slim"
