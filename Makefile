@@ -47,6 +47,9 @@ load: $(INSTALLED)  ## N messages (default 2000) at concurrency C (default 20) a
 
 bench: $(INSTALLED)  ## every benchmark against the lab, side by side with its baseline; writes benchmarks/RESULTS.md
 	$(PY) -m pip install --quiet -e '.[test,bench]'
+	@command -v testssl >/dev/null || command -v testssl.sh >/dev/null || { \
+	    echo "installing testssl.sh (the conformance benchmark's baseline) from Debian"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq testssl.sh >/dev/null; }
 	$(PY) -m benchmarks.lifecycle --cold
 	$(PY) -m benchmarks.conformance_time
 	$(PY) -m benchmarks.handshake
