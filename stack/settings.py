@@ -34,7 +34,8 @@ _IMAGE_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _IMAGE_PATH = rf"^{_IMAGE_COMPONENT}(?:/{_IMAGE_COMPONENT})*$"
 _IMAGE_REFERENCE = (rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_IMAGE_COMPONENT}(?:/{_IMAGE_COMPONENT})*"
                     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$")
-_LOCAL_PART_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# A dot-atom local part: no leading, trailing or doubled dot (RFC 5322 s3.4.1).
+_LOCAL_PART_RE = re.compile(r"^(?=.{1,64}$)[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9_-]+)*$")
 
 
 class SettingsError(ValueError):
@@ -51,7 +52,8 @@ def _domain(value: str) -> str:
 def _local_part(value: str) -> str:
     normal = value.strip().lower()
     if not _LOCAL_PART_RE.match(normal):
-        raise ValueError(f"{value!r} is not a valid user name: use letters, digits, '.', '_' or '-'")
+        raise ValueError(f"{value!r} is not a valid user name: letters, digits, '_' or '-', and single dots "
+                         "between them (at most 64 characters)")
     return normal
 
 
@@ -244,6 +246,7 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
     except ValidationError as exc:
         problems = "\n".join(
             f"  - {'.'.join(str(p) for p in err['loc']) or '(settings)'}: {err['msg']}"
+            + (f" (got {err['input']!r})" if err["type"] not in ("value_error", "missing", "extra_forbidden") else "")
             for err in exc.errors()
         )
         raise SettingsError(
