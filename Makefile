@@ -50,7 +50,7 @@ bench: $(INSTALLED)  ## every benchmark against the lab, side by side with its b
 	@command -v testssl >/dev/null || command -v testssl.sh >/dev/null || { \
 	    echo "installing testssl.sh (the conformance benchmark's baseline) from Debian"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq testssl.sh >/dev/null; }
-	$(PY) -m benchmarks.lifecycle --cold
+	$(PY) -m benchmarks.lifecycle --cold --make-test
 	$(PY) -m benchmarks.conformance_time
 	$(PY) -m benchmarks.handshake
 	$(PY) -m benchmarks.sessions

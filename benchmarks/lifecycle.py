@@ -1,12 +1,12 @@
 """Lab lifecycle: `make up` from nothing (base image present), warm, and with nothing
 changed; image sizes against the base image; resident memory of the idle stack and under load.
 
-Usage: .venv/bin/python -m benchmarks.lifecycle [--cold] [--load 1000]
+Usage: .venv/bin/python -m benchmarks.lifecycle [--cold] [--load 1000] [--make-test]
 
 --cold first stops the lab (volumes kept), then times `python -m stack up --no-cache`: both images
 built from the base image, as on a fresh machine. Saves
-build/bench/lifecycle.json. `make test`'s wall time is not run here (8-10 minutes): the CI
-log and the closing notes record it.
+build/bench/lifecycle.json. --make-test also times `make test` (8-10 minutes; `make bench` asks
+for it), after the other figures, so its labs do not disturb them.
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold", action="store_true", help="remove the lab's images first")
     parser.add_argument("--load", type=int, default=1000, help="messages for the memory-under-load figure")
+    parser.add_argument("--make-test", action="store_true",
+                        help="also time `make test` (every unit and end-to-end test, its own labs; 8-10 minutes)")
     args = parser.parse_args()
     figures: dict[str, float] = {}
     if args.cold:
@@ -97,12 +99,20 @@ def main() -> int:
     time.sleep(10)  # idle: let start-up work settle
     figures["idle_pss_mb"] = stack_rss_bytes(project) / MB
     figures["load_peak_pss_mb"] = rss_under_load(project, args.load) / MB
+    test_exit = 0
+    if args.make_test:
+        started = time.monotonic()
+        test_exit = subprocess.run(["make", "test"], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL).returncode
+        figures["make_test_s"] = time.monotonic() - started
 
     for name, value in figures.items():
         unit = "s" if name.endswith("_s") else "MB"
         print(f"{name:22} {value:8.1f} {unit}")
-    print(f"saved {save('lifecycle', {'figures': figures})}")
-    return 0
+    print(f"saved {save('lifecycle', {'figures': figures, 'make_test_exit': test_exit})}")
+    if test_exit:
+        print(f"make test FAILED (exit {test_exit}): its time is not a passing run's")
+    return 1 if test_exit else 0
 
 
 if __name__ == "__main__":
