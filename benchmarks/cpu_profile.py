@@ -61,7 +61,8 @@ def _process_ticks(names: dict[str, str]) -> dict[str, tuple[str, int]]:
     return ticks
 
 
-def _cgroup_cpu_s(container_id: str) -> float | None:
+def cgroup_cpu_s(container_id: str) -> float | None:
+    """CPU seconds of every process the container ever ran (cgroup v1 or v2), or None."""
     for path in (Path(f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage"),
                  Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat")):
         if path.is_file() and path.name == "cpuacct.usage":
@@ -91,7 +92,7 @@ class CpuProfile:
     def start(self) -> CpuProfile:
         self._names = _container_names()
         self._before = _process_ticks(self._names)
-        self._before_containers = {cid: s for cid in self._names if (s := _cgroup_cpu_s(cid)) is not None}
+        self._before_containers = {cid: s for cid in self._names if (s := cgroup_cpu_s(cid)) is not None}
         self._before_self = _self_cpu_s()
         return self
 
@@ -103,7 +104,7 @@ class CpuProfile:
             if spent > 0:
                 self.by_process[label] += spent / CLOCK_TICKS
         for cid, before in self._before_containers.items():
-            after = _cgroup_cpu_s(cid)
+            after = cgroup_cpu_s(cid)
             if after is not None:
                 self.by_container[self._names[cid]] = after - before
         return self

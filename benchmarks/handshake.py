@@ -26,6 +26,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from benchmarks.cpu_profile import cgroup_cpu_s
 from benchmarks.common import BUILD, compose_env, docker, lab_target, ratio, save
 from harness.lab import free_port
 from harness.target import Target
@@ -77,15 +78,10 @@ KEY_SUITES = {"ECDSA": "ECDHE-ECDSA-AES128-GCM-SHA256", "RSA": "ECDHE-RSA-AES128
 
 
 def cgroup_cpu_ns(container_name: str) -> int:
-    container_id = docker("inspect", "-f", "{{.Id}}", container_name)
-    for path in (Path(f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage"),
-                 Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat")):
-        if path.name == "cpuacct.usage" and path.exists():
-            return int(path.read_text())
-        if path.exists():  # cgroup v2: usage_usec
-            fields = dict(line.split() for line in path.read_text().splitlines())
-            return int(fields["usage_usec"]) * 1000
-    raise RuntimeError(f"no cgroup CPU accounting found for {container_name}")
+    seconds = cgroup_cpu_s(docker("inspect", "-f", "{{.Id}}", container_name))
+    if seconds is None:
+        raise RuntimeError(f"no cgroup CPU accounting found for {container_name}")
+    return int(seconds * 1e9)
 
 
 def process_cpu_ns(pid: int) -> int:
