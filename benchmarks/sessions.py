@@ -1,6 +1,6 @@
 """IMAPS and POP3S session rate: connect, log in, select, fetch one message, log out.
 
-Usage: .venv/bin/python -m benchmarks.sessions [--sessions 600] [--concurrency 20] [--users 10] [--repeats 3]
+Usage: .venv/bin/python -m benchmarks.sessions [--sessions 600] [--concurrency 20] [--users 10] [--repeats 5]
 
 Two Dovecot containers from the lab's image, side by side in the same run and measured
 alternately (--repeats times; medians are kept): "tuned" exactly as
@@ -135,7 +135,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--users", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3, help="alternating runs per variant; medians are kept")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating runs per variant; medians are kept")
     return asyncio.run(main_async(parser.parse_args()))
 
 
