@@ -87,11 +87,11 @@ def build_all(settings: Settings, layout: BuildLayout, no_cache: bool = False) -
     images.require_base_image(client, settings.base_image)
     for service in SERVICES:
         with console.status(f"building {service} image…") as status:
-            image_id = images.build_image(
+            image_id, changed = images.build_image(
                 client, settings, layout, service, no_cache=no_cache,
                 on_line=lambda line, name=service: status.update(f"{name}: {line[:100]}"),
             )
-        _step(f"{service} image built ({image_id[7:19]})")
+        _step(f"{service} image {'built' if changed else 'unchanged'} ({image_id[7:19]})")
 
 
 def print_summary(settings: Settings, layout: BuildLayout) -> None:

@@ -58,8 +58,9 @@ def build_image(
     service: str,
     on_line: Callable[[str], None] = lambda _line: None,
     no_cache: bool = False,
-) -> str:
-    """Build Dockerfile.<service> from its rendered context; return the image id."""
+) -> tuple[str, bool]:
+    """Build Dockerfile.<service> from its rendered context; return the image id, and whether
+    it changed (False when Docker's cache gave back the image that was already there)."""
     tag = image_name(settings, service)
     previous = _image_id(client, tag)
     tail: deque[str] = deque(maxlen=25)
@@ -92,7 +93,7 @@ def build_image(
     image_id = image_id or client.images.get(tag).id
     if previous and previous != image_id:
         _remove_quietly(client, previous)
-    return image_id
+    return image_id, image_id != previous
 
 
 def _image_id(client: docker.DockerClient, tag: str) -> str | None:
