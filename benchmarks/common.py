@@ -32,20 +32,24 @@ def compose_env(path: Path = BUILD / "compose.env") -> dict[str, str]:
     return {key: value for key, value in pairs}
 
 
-def docker(*args: str) -> str:
-    done = subprocess.run(["docker", *args], capture_output=True, text=True)
+def docker(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True,
+                          env={**os.environ, **env} if env else None)
     if done.returncode != 0:
         raise RuntimeError(f"docker {' '.join(args[:3])} ... failed: {done.stderr.strip()}")
     return done.stdout.strip()
 
 
 @contextmanager
-def container(image: str, ports: dict[int, int], command: Sequence[str], name: str) -> Iterator[str]:
-    """docker run -d with container ports published on 127.0.0.1; removed on exit."""
+def container(image: str, ports: dict[int, int], command: Sequence[str], name: str,
+              env: dict[str, str] | None = None) -> Iterator[str]:
+    """docker run -d with container ports published on 127.0.0.1; removed on exit. env is
+    handed over by name only (`-e NAME`), so no value appears on a command line."""
     subprocess.run(["docker", "rm", "-f", name], capture_output=True)
     published = [arg for inner, outer in ports.items() for arg in ("-p", f"127.0.0.1:{outer}:{inner}")]
-    container_id = docker("run", "-d", "--name", name, "--no-healthcheck", *published, "--entrypoint", command[0],
-                          image, *command[1:])
+    passed = [arg for key in (env or {}) for arg in ("-e", key)]
+    container_id = docker("run", "-d", "--name", name, "--no-healthcheck", *published, *passed,
+                          "--entrypoint", command[0], image, *command[1:], env=env)
     try:
         yield container_id
     finally:

@@ -32,7 +32,7 @@ def throughput_section(data: dict[str, Any], targets: list[str]) -> list[str]:
     lines = ["## End-to-end throughput and latency (`python -m benchmarks.throughput`)", "",
              f"{data['messages']} messages of {data['message_bytes']} per run. Stack: AUTH, then Postfix, LMTP, Dovecot, "
              "seen in IMAP. Baseline: the same client against a bare Postfix from the same image, published the same "
-             "way, delivery discarded, no AUTH.", "",
+             "way, delivery discarded, no AUTH, inflow not throttled (`in_flow_delay = 0`).", "",
              "| service | mode | c | baseline accepted/s | stack accepted/s | ratio | stack delivered/s | 250→IMAP p50 / p99 ms |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     pairs = [(figures[i], figures[i + 1]) for i in range(0, len(figures), 2)]
@@ -42,8 +42,16 @@ def throughput_section(data: dict[str, Any], targets: list[str]) -> list[str]:
                      f"{stack['accepted_per_s']:.1f} | {stack['accepted_per_s'] / base['accepted_per_s']:.2f} | "
                      f"{stack['delivered_per_s']:.1f} | {lat.get('p50', 0):.0f} / {lat.get('p99', 0):.0f} |")
     half = data["half_rate"]
-    lines += ["", f"At half the best new-connection rate ({half['rate']:.0f}/s): 250→IMAP p50 "
-              f"{half['latency_ms']['p50']:.0f} ms, p99 {half['latency_ms']['p99']:.0f} ms.", ""]
+    lines += ["", f"Latency paced below the maximum: the best delivered rate with a new connection per message was "
+              f"{data['best_delivered_per_s']:.1f}/s (accepting faster only fills the queue).", "",
+              "| share of the best delivered rate | rate /s | 250→IMAP p50 ms | p95 ms | p99 ms | p99 of each run |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for point in data["latency_sweep"]:
+        lat = point["latency_ms"]
+        runs = ", ".join(f"{ms:.0f}" for ms in point["runs_p99_ms"])
+        lines.append(f"| {point['fraction']:.0%} | {point['rate']:.1f} | {lat['p50']:.0f} | {lat['p95']:.0f} | "
+                     f"{lat['p99']:.0f} | {runs} |")
+    lines.append("")
     for mode in ("new connection", "kept open"):
         at20 = [(b, s) for b, s in pairs if s["mode"] == mode and s["concurrency"] == 20 and s["service"] == "submissions"]
         if at20:
@@ -51,7 +59,8 @@ def throughput_section(data: dict[str, Any], targets: list[str]) -> list[str]:
             share = stack["accepted_per_s"] / base["accepted_per_s"]
             targets.append(f"| 465, {mode}, c=20: at least 80 % of the baseline | {share:.0%} | {verdict(share >= 0.8)} |")
     p99 = half["latency_ms"]["p99"]
-    targets.append(f"| delivery p99 under 250 ms at half the maximum rate | {p99:.0f} ms | {verdict(p99 < 250)} |")
+    targets.append(f"| delivery p99 under 250 ms at half the maximum rate ({half['rate']:.0f}/s) | {p99:.0f} ms | "
+                   f"{verdict(p99 < 250)} |")
     plot(pairs)
     lines += [f"![throughput against concurrency]({PLOT.name})", ""]
     repeats = data.get("repeats_at_c20", 1)
@@ -115,6 +124,13 @@ def sessions_section(data: dict[str, Any], targets: list[str]) -> list[str]:
         lines.append(f"| {kind} | {rates['defaults'][kind]:.1f} | {rates['tuned'][kind]:.1f} | {share:.2f}x |")
     share = rates["tuned"]["imaps"] / rates["defaults"]["imaps"]
     targets.append(f"| IMAPS sessions/s at least 3x Debian's defaults | {share:.2f}x | {verdict(share >= 3)} |")
+    if "tuned, SSHA512" in rates:
+        tuned, defaults = rates["tuned, SSHA512"]["imaps"], rates["defaults, SSHA512"]["imaps"]
+        lines += ["", f"Diagnostic (never the lab's configuration): with the bench users' SHA512-CRYPT hash replaced "
+                  f"by SSHA512, which costs microseconds, the same two variants make {defaults:.1f} and {tuned:.1f} "
+                  f"IMAPS sessions/s: {tuned / defaults:.2f}x, and {tuned / rates['tuned']['imaps']:.2f}x the tuned "
+                  "figure with the lab's hash. Both variants hash the password on every login, in the single auth "
+                  "process; that fixed cost is what holds the ratio down."]
     split = data.get("cpu_ms_per_imaps_session", {})
     return lines + [""] + cpu_split_table({"IMAPS, first run": split} if split else {}, "session")
 
