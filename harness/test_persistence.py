@@ -1,4 +1,5 @@
-"""`make down`, a rebuild and `make up` keep every mailbox and the queue (named volumes).
+"""`make down`, a rebuild and `make up` keep every mailbox and the queue (named volumes), and
+a Maildir left by an earlier image is converted to sdbox without a message or a UID lost.
 
 This drives `python -m stack` (what the Makefile runs) with a project, image names and host
 ports of its own, so the user's lab and the other tests' labs are left alone.
@@ -18,7 +19,8 @@ import pytest
 from harness.accounting import Fate, Sent, account
 from harness.conftest import HARNESS_BUILD
 from harness.lab import free_port, run_stack
-from harness.census import census, expected_by_recipient
+from harness.census import census, expected_by_recipient, mailbox_status, uids_above
+from harness.imap import open_imaps
 from harness.message import TestMessage, body_sha256, make_message
 from harness.readiness import wait_until_ready
 from harness.smtp import relay_in, submit
@@ -107,3 +109,50 @@ async def test_down_rebuild_up_keeps_mailboxes_and_queue(stack_cli: StackCli) ->
     sent = [sent_record(m, "submissions") for m in delivered] + [sent_record(m, "smtp") for m in queued]
     result = account(sent, found.imap, found.pop3)
     assert result.count(Fate.DELIVERED) == len(everything), {f.value: result.count(f) for f in Fate}
+
+
+def maildir_run(cli: StackCli, script: str, stdin: bytes = b"") -> str:
+    """A shell script as root in a one-off container of the lab's Dovecot image, on its mail
+    volume (Dovecot itself stopped): how an earlier image's Maildir is put in place."""
+    image = f"{cli.env['MAILSTACK_IMAGE_PREFIX']}/dovecot:latest"
+    done = subprocess.run(["docker", "run", "--rm", "-i", "-v", f"{cli.project}_mail:/var/mail", "--entrypoint", "sh",
+                           image, "-c", script], input=stdin, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout.decode()
+
+
+async def test_maildir_of_an_earlier_image_is_converted_once(stack_cli: StackCli) -> None:
+    stack_cli("up")
+    target = stack_cli.target()
+    await wait_until_ready(target)
+    recipient = target.users[1]
+    local, domain = recipient.address.split("@")
+    home = f"/var/mail/{domain}/{local}"
+    as_vmail = f'setpriv --reuid vmail --regid vmail --clear-groups env HOME={home} USER={recipient.address}'
+    maildir = "-o mail_location=maildir:~/Maildir"
+
+    stack_cli.compose("stop", "dovecot")
+    maildir_run(stack_cli, f"install -d -o vmail -g vmail {home} && rm -rf {home}/sdbox")
+    kept = [make_message("someone@sender.example", recipient.address, via=f"maildir-{n}") for n in range(3)]
+    for message in kept:  # saved as an image before sdbox would have
+        maildir_run(stack_cli, f"{as_vmail} doveadm {maildir} save", stdin=message.raw)
+    before = maildir_run(stack_cli, f'{as_vmail} doveadm {maildir} mailbox status "uidvalidity uidnext" INBOX')
+    stack_cli.compose("start", "dovecot")
+    await wait_until_ready(target)
+
+    found = await census(target, expected_by_recipient(kept), deadline_s=30)
+    result = account([sent_record(m, "smtp") for m in kept], found.imap, found.pop3)
+    assert result.count(Fate.DELIVERED) == len(kept), {f.value: result.count(f) for f in Fate}
+    session = await open_imaps(target, recipient)
+    try:
+        status = await mailbox_status(session)
+        assert f"uidvalidity={status['UIDVALIDITY']}" in before and f"uidnext={status['UIDNEXT']}" in before, (
+            f"UIDs renumbered: Maildir had {before.strip()}, sdbox has {status}")
+        assert await uids_above(session, 0) == [1, 2, 3]
+    finally:
+        await session.logout()
+    listing = stack_cli.compose("exec", "-T", "dovecot", "ls", home)
+    assert "Maildir.converted" in listing.split() and "Maildir" not in listing.split(), listing
+    logs = stack_cli.compose("logs", "dovecot")
+    ours = [line for line in logs.splitlines() if "mailstack:" in line]
+    assert any(f"mailstack: {recipient.address} converted (INBOX messages=3)" in line for line in ours), ours

@@ -1,6 +1,6 @@
 #!/bin/sh
-# PID 1 of the Dovecot container: runs Dovecot, and on stop lets LMTP deliveries in flight
-# finish before the container exits.
+# PID 1 of the Dovecot container: converts mail an earlier image stored as Maildir, runs
+# Dovecot, and on stop lets LMTP deliveries in flight finish before the container exits.
 #
 # Why: Dovecot 2.3 answers an LMTP delivery that was saved while it shuts down with
 # "421 Shutting down" instead of 250, so Postfix retries and the message arrives twice.
@@ -11,6 +11,33 @@
 # lmtp processes, briefly: when PID 1 exits, the kernel kills whatever is left.
 set -u
 DRAIN_TENTHS=20
+
+# Images before sdbox stored mail as ~/Maildir. Each such Maildir is converted once, before
+# any listener opens, so no client ever sees a half-converted mailbox: dsync keeps folders,
+# flags, UIDs and UIDVALIDITY (IMAP and POP3 clients download nothing again). The Maildir is
+# kept, renamed. If the conversion fails, Dovecot does not start: the mail stays where it was.
+as_vmail() {  # home, user, command...
+    vmail_home=$1 vmail_user=$2
+    shift 2
+    setpriv --reuid vmail --regid vmail --clear-groups env HOME="$vmail_home" USER="$vmail_user" "$@"
+}
+convert_maildirs() {
+    for maildir in /var/mail/*/*/Maildir; do
+        [ -d "$maildir" ] || continue
+        home=${maildir%/Maildir}
+        user="${home##*/}@$(basename "${home%/*}")"
+        echo "mailstack: converting $user's Maildir to sdbox" >&2
+        if ! as_vmail "$home" "$user" doveadm sync maildir:~/Maildir; then
+            echo "mailstack: converting $user's Maildir failed; Dovecot not started, the mail is untouched in $maildir" >&2
+            exit 1
+        fi
+        kept="$maildir.converted"
+        [ -e "$kept" ] && kept="$kept.$(date +%s)"
+        mv "$maildir" "$kept"
+        echo "mailstack: $user converted ($(as_vmail "$home" "$user" doveadm mailbox status messages INBOX)); Maildir kept as $kept" >&2
+    done
+}
+convert_maildirs
 
 dovecot -F &
 master=$!
