@@ -3,7 +3,7 @@ and the final census over IMAPS and POP3S (how many intact copies of each are th
 
 The two jobs are kept apart on purpose. The watcher only records first sight, for latency
 and progress; it reconnects when Dovecot goes away, and starts over when the mailbox's
-UIDVALIDITY changes (Dovecot may renumber a Maildir after a crash). The census, run once
+UIDVALIDITY changes (Dovecot may renumber a mailbox whose index it rebuilt). The census, run once
 the load is over, scans whole mailboxes, so its counts do not depend on what the watcher
 managed to see.
 """
