@@ -32,6 +32,20 @@ def compose_env(path: Path = BUILD / "compose.env") -> dict[str, str]:
     return {key: value for key, value in pairs}
 
 
+def lab_container(service: str) -> str:
+    """The id of the lab's running container of a compose service."""
+    container_id = docker("compose", "-p", compose_env()["MAILSTACK_PROJECT"], "ps", "-q", service)
+    if not container_id:
+        raise SystemExit(f"the lab's {service} container is not running: start the lab first (`make up`)")
+    return container_id
+
+
+def lab_image(service: str) -> str:
+    """The image the lab's container runs, by id. Not by tag: `pytest harness` builds the same
+    tag with its own CA and accounts, and a container from that would fail the lab's TLS checks."""
+    return docker("inspect", "--format", "{{.Image}}", lab_container(service))
+
+
 def docker(*args: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(["docker", *args], capture_output=True, text=True,
                           env={**os.environ, **env} if env else None)

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from benchmarks.cpu_profile import cgroup_cpu_s
-from benchmarks.common import BUILD, compose_env, docker, lab_target, ratio, save
+from benchmarks.common import BUILD, docker, lab_container, lab_target, ratio, save
 from harness.lab import free_port
 from harness.target import Target
 
@@ -87,10 +87,6 @@ def cgroup_cpu_ns(container_name: str) -> int:
 def process_cpu_ns(pid: int) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // CLOCK_TICKS
-
-
-def lab_container(service: str) -> str:
-    return docker("compose", "-p", compose_env()["MAILSTACK_PROJECT"], "ps", "-q", service)
 
 
 async def server_cpu_ms(container_id: str, port: int, context: ssl.SSLContext, name: str, count: int,

@@ -26,7 +26,7 @@ import asyncio
 from dataclasses import dataclass
 
 from benchmarks.cpu_profile import CpuProfile
-from benchmarks.common import compose_env, container, lab_target, ratio, save, wait_for_port
+from benchmarks.common import container, lab_image, lab_target, ratio, save, wait_for_port
 from harness.lab import free_port
 from harness.load import Progress, plan_messages, run, send_all
 from harness.target import Target
@@ -140,7 +140,7 @@ async def side_by_side(target: Target, baseline_target: Target, service: str, co
 
 async def main_async(args: argparse.Namespace) -> int:
     target = lab_target()
-    image = compose_env()["MAILSTACK_POSTFIX_IMAGE"]
+    image = lab_image("postfix")
     ports = {25: free_port(), 465: free_port(), 587: free_port()}
     baseline_target = target.with_ports({**target.ports, "smtp": ports[25], "submissions": ports[465],
                                          "submission": ports[587]})

@@ -37,9 +37,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _harness_settings(name: str) -> dict[str, str]:
-    """Image names of the harness's labs: the user's prefix, plus the variant's name."""
+    """Image names of the harness's labs: the user's prefix plus the lab's name, never the
+    user's own tags (a `docker compose up` of the user's lab would start the harness's image,
+    with another CA and other passwords)."""
     prefix = os.environ.get("MAILSTACK_IMAGE_PREFIX", "mailstack")
-    return {"MAILSTACK_IMAGE_PREFIX": prefix if name == "test" else f"{prefix}-{name}"}
+    return {"MAILSTACK_IMAGE_PREFIX": f"{prefix}-{name}"}
 
 
 @contextmanager
@@ -57,7 +59,7 @@ def own_lab(
     except LabUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
     finally:
-        if name != "test":  # a variant's own images (they hold a server key); "test" is the user's lab's
+        if name != "test":  # a variant's images (they hold a server key); "test" stays, for the next run
             prefix = settings["MAILSTACK_IMAGE_PREFIX"]
             subprocess.run(["docker", "image", "rm", f"{prefix}/postfix:latest", f"{prefix}/dovecot:latest"],
                            capture_output=True)

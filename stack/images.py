@@ -112,16 +112,21 @@ def _remove_quietly(client: docker.DockerClient, image_id: str) -> None:
         pass
 
 
-def remove_images(settings: Settings) -> tuple[list[str], list[str]]:
-    """Delete this lab's two images (they hold the server's private key): (removed, kept).
+HARNESS_SUFFIX = "-test"  # `make test` builds its lab as <prefix>-test/postfix, <prefix>-test/dovecot
 
-    Exactly <prefix>/postfix and <prefix>/dovecot, never forced: an image another container
-    still uses is kept and named, and other labs' images (any other prefix) are never touched.
+
+def remove_images(settings: Settings) -> tuple[list[str], list[str]]:
+    """Delete this lab's images and those `make test` built for it (they hold a server's
+    private key): (removed, kept).
+
+    Exactly <prefix>/postfix, <prefix>/dovecot and the same under <prefix>-test, never forced:
+    an image another container still uses is kept and named, and other labs' images (any other
+    prefix) are never touched.
     """
     client = connect()
     removed, kept = [], []
-    for service in ("postfix", "dovecot"):
-        tag = image_name(settings, service)
+    harness_lab = settings.model_copy(update={"image_prefix": settings.image_prefix + HARNESS_SUFFIX})
+    for tag in (image_name(lab, service) for lab in (settings, harness_lab) for service in ("postfix", "dovecot")):
         try:
             client.images.remove(tag)
             removed.append(tag)
