@@ -80,7 +80,8 @@ async def pop3s_session(target: Target, account: Account) -> None:
 
 
 async def rate(kind: str, target: Target, accounts: list[Account], sessions: int, concurrency: int) -> tuple[float, int]:
-    """Sessions/s and the number that failed; a run in which most fail is an error, not a figure."""
+    """Sessions/s and the number that failed; a run in which more than a tenth fail is an error,
+    not a figure."""
     session = imaps_session if kind == "imaps" else pop3s_session
     rotation = itertools.cycle(accounts)
     errors: list[Exception] = []

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.lab import REPO_ROOT, LabUnavailable, RunningLab, build, running_lab
+from harness.lab import REPO_ROOT, LabUnavailable, RunningLab, build, running_lab, user_image_prefix
 from harness.readiness import wait_until_ready
 from harness.target import Target, load_target
 
@@ -40,8 +40,7 @@ def _harness_settings(name: str) -> dict[str, str]:
     """Image names of the harness's labs: the user's prefix plus the lab's name, never the
     user's own tags (a `docker compose up` of the user's lab would start the harness's image,
     with another CA and other passwords)."""
-    prefix = os.environ.get("MAILSTACK_IMAGE_PREFIX", "mailstack")
-    return {"MAILSTACK_IMAGE_PREFIX": f"{prefix}-{name}"}
+    return {"MAILSTACK_IMAGE_PREFIX": f"{user_image_prefix()}-{name}"}
 
 
 @contextmanager

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,18 @@ LOG_TAIL_LINES = 40
 
 class LabUnavailable(RuntimeError):
     """The lab could not be built or started; the message says why and how to fix it."""
+
+
+def user_image_prefix() -> str:
+    """This checkout's image prefix as stack reads it (MAILSTACK_IMAGE_PREFIX, else
+    mailstack.toml's image_prefix, else "mailstack"): the harness names its labs' images
+    <prefix>-<lab>, and `make clean` removes <prefix>-test."""
+    if "MAILSTACK_IMAGE_PREFIX" in os.environ:
+        return os.environ["MAILSTACK_IMAGE_PREFIX"]
+    try:
+        return str(tomllib.loads((REPO_ROOT / "mailstack.toml").read_text()).get("image_prefix", "mailstack"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return "mailstack"  # `stack build` reports a broken file itself
 
 
 def free_port() -> int:

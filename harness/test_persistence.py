@@ -7,6 +7,7 @@ ports of its own, so the user's lab and the other tests' labs are left alone.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 
 from harness.accounting import Fate, Sent, account
 from harness.conftest import HARNESS_BUILD
-from harness.lab import free_port, run_stack
+from harness.lab import free_port, run_stack, user_image_prefix
 from harness.census import census, expected_by_recipient, mailbox_status, uids_above
 from harness.imap import open_imaps
 from harness.message import TestMessage, body_sha256, make_message
@@ -58,7 +59,7 @@ class StackCli:
 
 @pytest.fixture
 def stack_cli() -> Iterator[StackCli]:
-    prefix = os.environ.get("MAILSTACK_IMAGE_PREFIX", "mailstack")
+    prefix = user_image_prefix()
     env = {
         "MAILSTACK_COMPOSE_PROJECT": f"mailstack-persist-{os.getpid()}",
         "MAILSTACK_IMAGE_PREFIX": f"{prefix}-persist",
@@ -137,6 +138,8 @@ async def test_maildir_of_an_earlier_image_is_converted_once(stack_cli: StackCli
     for message in kept:  # saved as an image before sdbox would have
         maildir_run(stack_cli, f"{as_vmail} doveadm {maildir} save", stdin=message.raw)
     before = maildir_run(stack_cli, f'{as_vmail} doveadm {maildir} mailbox status "uidvalidity uidnext" INBOX')
+    # What a conversion stopped half-way leaves: it must be made again, not used.
+    maildir_run(stack_cli, f"{as_vmail} sh -c 'mkdir -p {home}/sdbox.partial && echo half > {home}/sdbox.partial/x'")
     stack_cli.compose("start", "dovecot")
     await wait_until_ready(target)
 
@@ -151,8 +154,45 @@ async def test_maildir_of_an_earlier_image_is_converted_once(stack_cli: StackCli
         assert await uids_above(session, 0) == [1, 2, 3]
     finally:
         await session.logout()
-    listing = stack_cli.compose("exec", "-T", "dovecot", "ls", home)
-    assert "Maildir.converted" in listing.split() and "Maildir" not in listing.split(), listing
-    logs = stack_cli.compose("logs", "dovecot")
-    ours = [line for line in logs.splitlines() if "mailstack:" in line]
+    listing = stack_cli.compose("exec", "-T", "dovecot", "ls", home).split()
+    assert "Maildir.converted" in listing and "Maildir" not in listing and "sdbox.partial" not in listing, listing
+    stack_cli.compose("restart", "dovecot")  # once: a restart converts nothing
+    await wait_until_ready(target)
+    ours = [line for line in stack_cli.compose("logs", "dovecot").splitlines() if "mailstack:" in line]
     assert any(f"mailstack: {recipient.address} converted (INBOX messages=3)" in line for line in ours), ours
+    assert sum("converting" in line for line in ours) == 1, ours
+
+
+async def test_a_maildir_beside_a_converted_sdbox_stops_dovecot_until_resolved(stack_cli: StackCli) -> None:
+    """An image from before sdbox run again after the conversion writes a new Maildir. Which
+    mail wins is the admin's call: Dovecot does not start, and says what to do."""
+    stack_cli("up")
+    target = stack_cli.target()
+    await wait_until_ready(target)
+    recipient = target.users[1]
+    in_sdbox = make_message(target.users[0].address, recipient.address, via="in-sdbox")
+    await submit(target, "submissions", target.users[0], in_sdbox)
+    local, domain = recipient.address.split("@")
+    home = f"/var/mail/{domain}/{local}"
+    as_vmail = f'setpriv --reuid vmail --regid vmail --clear-groups env HOME={home} USER={recipient.address}'
+    await census(target, expected_by_recipient([in_sdbox]), deadline_s=30)
+
+    stack_cli.compose("stop", "dovecot")
+    in_maildir = make_message("someone@sender.example", recipient.address, via="in-maildir")
+    maildir_run(stack_cli, f"{as_vmail} doveadm -o mail_location=maildir:~/Maildir save", stdin=in_maildir.raw)
+    stack_cli.compose("start", "dovecot")
+    refusal = f"mailstack: {recipient.address} has mail in both {home}/Maildir and {home}/sdbox"
+    give_up = time.monotonic() + 30
+    while refusal not in (logs := stack_cli.compose("logs", "dovecot")) and time.monotonic() < give_up:
+        await asyncio.sleep(0.5)
+    assert refusal in logs and "Dovecot not started" in logs, logs[-2000:]
+
+    stack_cli.compose("stop", "dovecot")
+    maildir_run(stack_cli, f"mv {home}/Maildir {home}/Maildir.aside")  # the admin's choice
+    stack_cli.compose("start", "dovecot")
+    await wait_until_ready(target)
+    found = await census(target, expected_by_recipient([in_sdbox]), deadline_s=30)
+    result = account([sent_record(in_sdbox, "submissions")], found.imap, found.pop3)
+    assert result.count(Fate.DELIVERED) == 1, {f.value: result.count(f) for f in Fate}
+    saved = maildir_run(stack_cli, f"grep -rl {in_maildir.token} {home}/Maildir.aside")
+    assert saved.strip(), "the Maildir's message is gone"

@@ -120,8 +120,8 @@ def remove_images(settings: Settings) -> tuple[list[str], list[str]]:
     private key): (removed, kept).
 
     Exactly <prefix>/postfix, <prefix>/dovecot and the same under <prefix>-test, never forced:
-    an image another container still uses is kept and named, and other labs' images (any other
-    prefix) are never touched.
+    an image another container still uses is kept and named. (A lab of its own named
+    <prefix>-test would lose its images too: pick prefixes that are not one another's.)
     """
     client = connect()
     removed, kept = [], []
