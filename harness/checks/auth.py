@@ -177,7 +177,7 @@ def _password_mechanism(session: Session) -> str:
 
 async def wrong_password(target: Target, service: ServicePolicy) -> Outcome:
     """The account logs in first, in a session of its own: a server that caches successful
-    logins (Dovecot's auth cache) must still check the next password, not the last result."""
+    logins (e.g. Dovecot's auth cache) must still check the next password, not the last result."""
     account: Account = target.users[-1]
     warm = await open_session(target, service)
     try:
@@ -213,6 +213,7 @@ CHECKS = [
     Check("no-auth", "relay-in port: AUTH neither offered nor accepted, before or after TLS",
           lambda s: s.role is Role.RELAY_IN and s.tls is Tls.STARTTLS, no_auth),
     Check("auth-mechanisms", "every mechanism advertised after TLS works", _login_port, mechanisms),
-    Check("wrong-password", "a wrong password fails cleanly, even right after a good login, and the session stays usable", _login_port,
-          wrong_password, phase=1),
+    Check("wrong-password",
+          "a wrong password fails cleanly, even right after a good login, and the session stays usable",
+          _login_port, wrong_password, phase=1),
 ]
