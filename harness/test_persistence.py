@@ -1,5 +1,6 @@
-"""`make down`, a rebuild and `make up` keep every mailbox and the queue (named volumes), and
-a Maildir left by an earlier image is converted to sdbox without a message or a UID lost.
+"""`make down`, a rebuild and `make up` keep every mailbox and the queue (named volumes), a
+Maildir left by an earlier image is converted to sdbox without a message or a UID lost, and a
+`make up` that cannot publish its ports leaves the running lab and build/ as they were.
 
 This drives `python -m stack` (what the Makefile runs) with a project, image names and host
 ports of its own, so the user's lab and the other tests' labs are left alone.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ import pytest
 
 from harness.accounting import Fate, Sent, account
 from harness.conftest import HARNESS_BUILD
-from harness.lab import free_port, run_stack, user_image_prefix
+from harness.lab import LabUnavailable, free_port, run_stack, user_image_prefix
 from harness.census import census, expected_by_recipient, mailbox_status, uids_above
 from harness.imap import open_imaps
 from harness.message import TestMessage, body_sha256, make_message
@@ -196,3 +198,20 @@ async def test_a_maildir_beside_a_converted_sdbox_stops_dovecot_until_resolved(s
     assert result.count(Fate.DELIVERED) == 1, {f.value: result.count(f) for f in Fate}
     saved = maildir_run(stack_cli, f"grep -rl {in_maildir.token} {home}/Maildir.aside")
     assert saved.strip(), "the Maildir's message is gone"
+
+
+async def test_up_on_a_taken_port_keeps_the_running_lab_and_its_build(stack_cli: StackCli) -> None:
+    stack_cli("up")
+    target = stack_cli.target()
+    before = (stack_cli.build_dir / "target.json").read_text()
+    with socket.socket() as holder:  # another mail server, say
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(LabUnavailable) as failed:
+            stack_cli("up", MAILSTACK_HOST_PORTS__SMTP=str(port))
+    message = " ".join(str(failed.value).split())
+    assert f"host port {port} (smtp) is already taken" in message and "Nothing was changed" in message, message
+    assert (stack_cli.build_dir / "target.json").read_text() == before
+    await wait_until_ready(target, 10)  # on its own ports still
+    assert sorted(stack_cli.compose("ps", "--status", "running", "--services").split()) == ["dovecot", "postfix"]

@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from stack import images, lab, queue
+from stack import images, lab, ports, queue
 from stack.credentials import load_or_create_credentials
-from stack.errors import StackError
+from stack.errors import LabFailed, StackError
 from stack.layout import SERVICES, BuildLayout
 from stack.pki import ensure_pki
 from stack.render import closed_services, render_compose_env, render_contexts, render_target
@@ -94,6 +94,16 @@ def build_all(settings: Settings, layout: BuildLayout, no_cache: bool = False) -
         _step(f"{service} image {'built' if changed else 'unchanged'} ({image_id[7:19]})")
 
 
+def require_free_ports(settings: Settings) -> None:
+    """Before anything changes: a taken host port leaves the running lab and build/ as they were."""
+    wanted = settings.host_ports.model_dump()
+    busy = ports.taken(wanted, ports.published_by(images.connect(), settings.compose_project))
+    if busy:
+        service, port = next(iter(busy.items()))
+        raise LabFailed(f"{ports.taken_message(service, port)}\nNothing was changed: a running lab keeps running "
+                        "as it was, and build/ keeps its settings.")
+
+
 def print_summary(settings: Settings, layout: BuildLayout) -> None:
     credentials = load_or_create_credentials(layout.credentials, settings.addresses, settings.password_rounds)
     passwords = {address: c.password for address, c in credentials.items()}
@@ -160,12 +170,14 @@ def main(argv: list[str] | None = None) -> int:
             for image in kept:
                 console.print(f"[yellow]kept image[/] {escape(image)}")
             return 0
+        if args.command == "up":
+            require_free_ports(settings)
         render_all(settings, layout, args.force_pki)
         if args.command in ("build", "up"):
             build_all(settings, layout, no_cache=args.no_cache)
         if args.command == "up":
             with console.status("starting the lab and waiting until both services are healthy…"):
-                lab.up(layout, settings.compose_project)
+                lab.up(layout, settings.compose_project, settings.host_ports)
             _step("lab is up and healthy")
             print_summary(settings, layout)
     except SettingsError as exc:

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from stack.errors import EngineUnavailable, LabFailed
 from stack.images import ENGINE_HINT, REPO_ROOT
 from stack.layout import BuildLayout
+from stack.ports import service_of, taken_message
+from stack.settings import HostPorts
 
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
 UP_TIMEOUT_S = 180
@@ -51,7 +53,7 @@ def require_compose() -> None:
 PORT_TAKEN = re.compile(r"(?:127\.0\.0\.1|0\.0\.0\.0):(\d+)[^\n]*(?:port is already allocated|address already in use)")
 
 
-def up(layout: BuildLayout, project: str) -> None:
+def up(layout: BuildLayout, project: str, host_ports: HostPorts) -> None:
     """Start (or update) the lab and return once both services report healthy."""
     require_compose()
     try:
@@ -63,11 +65,10 @@ def up(layout: BuildLayout, project: str) -> None:
         taken = PORT_TAKEN.search(str(exc))
         if taken:  # nothing of ours is at fault: stop what did start, keep the volumes
             subprocess.run(compose_command(layout, project, "stop"), capture_output=True)
+            port = int(taken.group(1))
             raise LabFailed(
-                f"host port {taken.group(1)} is already taken (by another container or process), so the lab was "
-                "not started (containers that had started are stopped; mail and queue are kept).\n"
-                "Free the port, or publish on another: e.g. MAILSTACK_HOST_PORTS__SMTP=2525 make up, or "
-                "the host_ports table in mailstack.toml."
+                f"{taken_message(service_of(host_ports, port), port)}\nThe lab was not started (containers "
+                "that had started are stopped; mail and queue are kept)."
             ) from exc
         logs = subprocess.run(
             compose_command(layout, project, "logs", "--no-color", "--tail", "30"),
