@@ -33,14 +33,15 @@ def throughput_section(data: dict[str, Any], targets: list[str]) -> list[str]:
              f"{data['messages']} messages of {data['message_bytes']} per run. Stack: AUTH, then Postfix, LMTP, Dovecot, "
              "seen in IMAP. Baseline: the same client against a bare Postfix from the same image, published the same "
              "way, delivery discarded, no AUTH, inflow not throttled (`in_flow_delay = 0`).", "",
-             "| service | mode | c | baseline accepted/s | stack accepted/s | ratio | stack delivered/s | 250→IMAP p50 / p99 ms |",
+             "| service | mode | c | baseline accepted/s | stack accepted/s | ratio | stack delivered/s | 250→IMAP p50 / p95 / p99 ms |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     pairs = [(figures[i], figures[i + 1]) for i in range(0, len(figures), 2)]
     for base, stack in pairs:
         lat = stack.get("latency_ms") or {}
         lines.append(f"| {stack['service']} | {stack['mode']} | {stack['concurrency']} | {base['accepted_per_s']:.1f} | "
                      f"{stack['accepted_per_s']:.1f} | {stack['accepted_per_s'] / base['accepted_per_s']:.2f} | "
-                     f"{stack['delivered_per_s']:.1f} | {lat.get('p50', 0):.0f} / {lat.get('p99', 0):.0f} |")
+                     f"{stack['delivered_per_s']:.1f} | {lat.get('p50', 0):.0f} / {lat.get('p95', 0):.0f} / "
+                     f"{lat.get('p99', 0):.0f} |")
     half = data["half_rate"]
     lines += ["", f"Latency paced below the maximum: the best delivered rate with a new connection per message was "
               f"{data['best_delivered_per_s']:.1f}/s (accepting faster only fills the queue).", "",
