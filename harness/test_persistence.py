@@ -49,9 +49,12 @@ class StackCli:
         assert done.returncode == 0, f"docker compose {' '.join(args)}: {done.stderr}"
         return done.stdout
 
+    def image(self, service: str) -> str:
+        return f"{self.env['MAILSTACK_IMAGE_PREFIX']}/{service}:latest"
+
     def image_id(self, service: str) -> str:
-        name = f"{self.env['MAILSTACK_IMAGE_PREFIX']}/{service}:latest"
-        done = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", name], capture_output=True, text=True)
+        done = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", self.image(service)],
+                              capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
@@ -117,11 +120,17 @@ async def test_down_rebuild_up_keeps_mailboxes_and_queue(stack_cli: StackCli) ->
 def maildir_run(cli: StackCli, script: str, stdin: bytes = b"") -> str:
     """A shell script as root in a one-off container of the lab's Dovecot image, on its mail
     volume (Dovecot itself stopped): how an earlier image's Maildir is put in place."""
-    image = f"{cli.env['MAILSTACK_IMAGE_PREFIX']}/dovecot:latest"
     done = subprocess.run(["docker", "run", "--rm", "-i", "-v", f"{cli.project}_mail:/var/mail", "--entrypoint", "sh",
-                           image, "-c", script], input=stdin, capture_output=True)
+                           cli.image("dovecot"), "-c", script], input=stdin, capture_output=True)
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout.decode()
+
+
+def mail_home(address: str) -> tuple[str, str]:
+    """The user's home in the mail volume, and the prefix that runs a command there as vmail."""
+    local, domain = address.split("@")
+    home = f"/var/mail/{domain}/{local}"
+    return home, f"setpriv --reuid vmail --regid vmail --clear-groups env HOME={home} USER={address}"
 
 
 async def test_maildir_of_an_earlier_image_is_converted_once(stack_cli: StackCli) -> None:
@@ -129,9 +138,7 @@ async def test_maildir_of_an_earlier_image_is_converted_once(stack_cli: StackCli
     target = stack_cli.target()
     await wait_until_ready(target)
     recipient = target.users[1]
-    local, domain = recipient.address.split("@")
-    home = f"/var/mail/{domain}/{local}"
-    as_vmail = f'setpriv --reuid vmail --regid vmail --clear-groups env HOME={home} USER={recipient.address}'
+    home, as_vmail = mail_home(recipient.address)
     maildir = "-o mail_location=maildir:~/Maildir"
 
     stack_cli.compose("stop", "dovecot")
@@ -174,9 +181,7 @@ async def test_a_maildir_beside_a_converted_sdbox_stops_dovecot_until_resolved(s
     recipient = target.users[1]
     in_sdbox = make_message(target.users[0].address, recipient.address, via="in-sdbox")
     await submit(target, "submissions", target.users[0], in_sdbox)
-    local, domain = recipient.address.split("@")
-    home = f"/var/mail/{domain}/{local}"
-    as_vmail = f'setpriv --reuid vmail --regid vmail --clear-groups env HOME={home} USER={recipient.address}'
+    home, as_vmail = mail_home(recipient.address)
     await census(target, expected_by_recipient([in_sdbox]), deadline_s=30)
 
     stack_cli.compose("stop", "dovecot")
